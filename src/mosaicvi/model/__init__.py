@@ -1,0 +1,5 @@
+"""The user-facing model."""
+
+from mosaicvi.model._mosaicvi import MosaicVI
+
+__all__ = ["MosaicVI"]

@@ -1,0 +1,72 @@
+"""Register a :class:`~mosaicvi.data._mosaic_layout.MosaicLayout` with scvi-tools' AnnDataManager."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
+
+from mosaicvi._constants import (
+    PRESENCE_KEY,
+    PRESENCE_OBSM_KEY,
+    modality_obsm_key,
+    modality_registry_key,
+)
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from mosaicvi.data._mosaic_layout import MosaicLayout
+
+
+def _field_classes(is_mudata: bool) -> tuple[type, type, type]:
+    if is_mudata:
+        return (
+            fields.MuDataObsmField,
+            fields.MuDataCategoricalObsField,
+            fields.MuDataCategoricalJointObsField,
+        )
+    return fields.ObsmField, fields.CategoricalObsField, fields.CategoricalJointObsField
+
+
+def register_layout(
+    data: AnnData | MuData,
+    layout: MosaicLayout,
+    setup_method_args: dict,
+    batch_key: str | None,
+    labels_key: str | None,
+    categorical_covariate_keys: list[str] | None,
+    **kwargs,
+) -> AnnDataManager:
+    """Write ``layout`` to ``data`` and register its fields; on failure ``data`` is restored.
+
+    ``kwargs`` are passed to :meth:`scvi.data.AnnDataManager.register_fields` (``source_registry``
+    when a saved model is loaded).
+    """
+    is_mudata = isinstance(data, MuData)
+    obsm_field, categorical_field, joint_field = _field_classes(is_mudata)
+    scope = {"mod_key": None} if is_mudata else {}
+    anndata_fields = [
+        obsm_field(modality_registry_key(m), modality_obsm_key(m), is_count_data=True, **scope)
+        for m in layout.kinds
+    ]
+    anndata_fields += [
+        obsm_field(PRESENCE_KEY, PRESENCE_OBSM_KEY, **scope),
+        categorical_field(REGISTRY_KEYS.BATCH_KEY, batch_key, **scope),
+        categorical_field(REGISTRY_KEYS.LABELS_KEY, labels_key, **scope),
+        joint_field(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys, **scope),
+    ]
+    manager = AnnDataManager(
+        fields=anndata_fields,
+        setup_method_args=setup_method_args,
+        validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+    )
+    undo = layout.write_to(data)
+    try:
+        manager.register_fields(data, **kwargs)
+    except Exception:
+        undo()
+        raise
+    return manager

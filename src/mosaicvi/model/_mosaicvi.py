@@ -1,0 +1,387 @@
+"""MosaicVI: mosaic single-cell multi-omics integration as an scvi-tools model."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
+
+from mosaicvi._constants import (
+    DEFAULT_INPUT_TRANSFORM,
+    DEFAULT_LIKELIHOOD,
+    LIKELIHOODS,
+    PRESENCE_KEY,
+    modality_registry_key,
+)
+from mosaicvi.data._anndata_layout import build_anndata_layout
+from mosaicvi.data._mosaic_layout import build_mosaic_layout
+from mosaicvi.model._fields import register_layout
+from mosaicvi.module import MosaicVAE
+from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from anndata import AnnData
+    from mudata import MuData
+
+logger = logging.getLogger(__name__)
+
+
+def default_max_epochs(n_obs: int) -> int:
+    """Epochs when ``max_epochs`` is not given: ~3 million cell visits, between 30 and 400."""
+    return int(np.clip(round(3_000_000 / max(n_obs, 1)), 30, 400))
+
+
+class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+    """Mosaic multimodal VAE: one latent space for cells measured with any subset of modalities.
+
+    Each modality has its own input transform and encoder; a masked gated-attention layer fuses
+    the modalities each cell has into ``q(z | x)``; per-modality decoders with batch-specific
+    per-feature scale, bias and dispersion reconstruct the counts of the modalities a cell
+    measured (NB or ZINB for RNA and ADT, Bernoulli for ATAC); a batch discriminator behind a
+    gradient-reversal layer removes batch from ``z``.
+
+    Parameters
+    ----------
+    adata
+        MuData or AnnData registered with :meth:`setup_mudata` or :meth:`setup_anndata`.
+    n_latent
+        Dimension of the latent space.
+    n_hidden
+        Width of the encoder layers and modality embeddings.
+    n_hidden_decoder
+        Width of the decoder layers.
+    n_layers_encoder
+        Hidden layers per modality encoder.
+    n_layers_decoder
+        Hidden layers per modality decoder.
+    dropout_rate
+        Dropout rate.
+    likelihoods
+        Modality name -> ``"nb"``, ``"zinb"`` or ``"bernoulli"``, overriding the defaults
+        (NB for RNA, ADT and generic counts; Bernoulli for ATAC).
+    batch_discriminator
+        Train the batch discriminator on the latent space (needs more than one batch).
+    **module_kwargs
+        Passed to :class:`~mosaicvi.module.MosaicVAE`.
+
+    Examples
+    --------
+    >>> import mosaicvi
+    >>> mdata = mosaicvi.data.snareseq()
+    >>> mdata = mosaicvi.data.mosaic_split(mdata, {"rna": ["09A", "09B"], "atac": ["09C"]})
+    >>> mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
+    >>> model = mosaicvi.MosaicVI(mdata)
+    >>> model.train(max_epochs=5)  # doctest: +SKIP
+    >>> mdata.obsm["X_mosaicvi"] = model.get_latent_representation()  # doctest: +SKIP
+    """
+
+    _module_cls = MosaicVAE
+    _training_plan_cls = MosaicTrainingPlan
+    _data_splitter_cls = SparseDataSplitter
+
+    def __init__(
+        self,
+        adata: MuData | AnnData,
+        n_latent: int = 20,
+        n_hidden: int = 256,
+        n_hidden_decoder: int = 128,
+        n_layers_encoder: int = 2,
+        n_layers_decoder: int = 2,
+        dropout_rate: float = 0.1,
+        likelihoods: Mapping[str, str] | None = None,
+        batch_discriminator: bool = True,
+        **module_kwargs,
+    ):
+        super().__init__(adata)
+        kinds = self.modalities
+        chosen = {m: DEFAULT_LIKELIHOOD[kind] for m, kind in kinds.items()}
+        for m, likelihood in (likelihoods or {}).items():
+            if m not in kinds:
+                raise ValueError(f"`likelihoods` names {m!r}, not a modality of the model: {list(kinds)}.")
+            if likelihood not in LIKELIHOODS:
+                raise ValueError(f"`likelihoods[{m!r}]` is {likelihood!r}; use one of {LIKELIHOODS}.")
+            chosen[m] = likelihood
+        transforms = {m: DEFAULT_INPUT_TRANSFORM[kind] for m, kind in kinds.items()}
+        presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
+        presence = np.asarray(presence, dtype=bool)
+        n_features, idf, library_reference = {}, {}, {}
+        for i, m in enumerate(kinds):
+            counts = self.adata_manager.get_from_registry(modality_registry_key(m))
+            n_features[m] = counts.shape[1]
+            measured = counts[presence[:, i]]
+            if chosen[m] == "bernoulli":
+                library_reference[m] = float(np.median(np.diff(measured.indptr)))
+            else:
+                library_reference[m] = float(np.median(np.asarray(measured.sum(1)).ravel()))
+            if transforms[m] == "tfidf":
+                document_frequency = np.bincount(measured.indices, minlength=counts.shape[1])
+                idf[m] = torch.as_tensor(measured.shape[0] / (1.0 + document_frequency))
+        cat_state = self.adata_manager.get_state_registry("extra_categorical_covs")
+        n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
+        self.module = self._module_cls(
+            modalities=kinds,
+            n_features=n_features,
+            n_batch=self.summary_stats.n_batch,
+            likelihoods=chosen,
+            input_transforms=transforms,
+            library_reference=library_reference,
+            idf=idf,
+            n_cats_per_cov=n_cats_per_cov,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_hidden_decoder=n_hidden_decoder,
+            n_layers_encoder=n_layers_encoder,
+            n_layers_decoder=n_layers_decoder,
+            dropout_rate=dropout_rate,
+            batch_discriminator=batch_discriminator,
+            **module_kwargs,
+        )
+        self._model_summary_string = (
+            f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
+            f"{self.summary_stats.n_batch} batches; n_latent {n_latent}; "
+            f"{int(presence.sum())} measurements over {presence.shape[0]} cells."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    @property
+    def modalities(self) -> dict[str, str]:
+        """Modelled modalities: name -> kind, in model order."""
+        return dict(self.adata_manager.registry["setup_args"]["modalities"])
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        modalities: Mapping[str, str] | Sequence[str] | None = None,
+        layers: Mapping[str, str | None] | str | None = None,
+        batch_key: str | None = None,
+        labels_key: str | None = None,
+        categorical_covariate_keys: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a paired or unpaired (mosaic) MuData.
+
+        Every modality is aligned to ``mdata.obs`` order as a sparse matrix (zero rows for cells
+        that did not measure it), and an explicit presence mask is built from which cells each
+        modality holds, never from all-zero rows. These go into ``mdata.obsm`` under keys starting
+        with ``_mosaicvi``; columns named by ``batch_key``/``labels_key`` that only exist in the
+        modalities are pulled into ``mdata.obs``. The modality AnnData objects are not modified,
+        and nothing is written when a check fails.
+
+        Parameters
+        ----------
+        mdata
+            MuData whose modalities hold raw counts for subsets (or all) of ``mdata.obs_names``, as
+            ``mudata.MuData({"rna": rna, "atac": atac})`` builds it from separate AnnData objects.
+        modalities
+            Modality name -> kind (``"rna"``, ``"atac"``, ``"adt"`` or ``"counts"`` for any other
+            count modality). A list of names, or ``None`` for all modalities, infers the kind from
+            common names (rna/gex, atac/peaks, adt/prot/protein).
+        layers
+            Modality name -> layer holding raw counts (``None``: ``X``), or one name for all.
+        batch_key
+            Column of ``mdata.obs`` (or of the modalities' ``obs``) with the batch of each cell.
+        labels_key
+            Column with cell labels (optional).
+        categorical_covariate_keys
+            Columns with extra categorical covariates, given to the decoders.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+
+        Examples
+        --------
+        >>> import mosaicvi
+        >>> mdata = mosaicvi.data.snareseq()
+        >>> mosaicvi.MosaicVI.setup_mudata(
+        ...     mdata, modalities={"rna": "rna", "atac": "atac"}, batch_key="batch"
+        ... )
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        keys = {"batch_key": batch_key, "labels_key": labels_key}
+        keys.update(
+            {f"categorical_covariate_keys[{i}]": k for i, k in enumerate(categorical_covariate_keys or [])}
+        )
+        layout = build_mosaic_layout(mdata, modalities, layers, keys)
+        setup_method_args["setup_args"]["modalities"] = layout.kinds
+        manager = register_layout(
+            mdata, layout, setup_method_args, batch_key, labels_key, categorical_covariate_keys, **kwargs
+        )
+        cls.register_manager(manager)
+
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        batch_key: str | None = None,
+        labels_key: str | None = None,
+        feature_type_key: str | None = "feature_types",
+        modality: str = "rna",
+        categorical_covariate_keys: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register one AnnData: a single modality, or several concatenated along ``var``.
+
+        With a ``feature_type_key`` column in ``adata.var`` (Cell Ranger's ``feature_types``:
+        ``Gene Expression``, ``Peaks``, ``Antibody Capture``), each feature type becomes a modality
+        (``rna``, ``atac``, ``adt``; other types become generic count modalities), and every cell
+        is taken to have measured all of them. Without it, the whole matrix is one modality of kind
+        ``modality``.
+
+        Parameters
+        ----------
+        adata
+            AnnData with raw counts.
+        layer
+            Layer holding raw counts (``None``: ``X``).
+        batch_key
+            Column of ``adata.obs`` with the batch of each cell.
+        labels_key
+            Column with cell labels (optional).
+        feature_type_key
+            Column of ``adata.var`` naming each feature's type.
+        modality
+            Kind of the single modality when there is no ``feature_type_key`` column.
+        categorical_covariate_keys
+            Columns with extra categorical covariates, given to the decoders.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        keys = {"batch_key": batch_key, "labels_key": labels_key}
+        keys.update(
+            {f"categorical_covariate_keys[{i}]": k for i, k in enumerate(categorical_covariate_keys or [])}
+        )
+        layout = build_anndata_layout(adata, layer, feature_type_key, modality, keys)
+        setup_method_args["setup_args"]["modalities"] = layout.kinds
+        manager = register_layout(
+            adata, layout, setup_method_args, batch_key, labels_key, categorical_covariate_keys, **kwargs
+        )
+        cls.register_manager(manager)
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 2e-3,
+        batch_size: int = 256,
+        early_stopping: bool = True,
+        early_stopping_patience: int = 20,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        n_epochs_kl_warmup: int | None = None,
+        adversarial_strength: float = 5.0,
+        n_epochs_adversarial_warmup: int | None = None,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the model (on the GPU when one is available), with a progress bar.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes through the data; default ~3 million cell visits, between 30 and 400 epochs.
+        lr
+            Learning rate (Adam).
+        batch_size
+            Minibatch size.
+        early_stopping
+            Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs.
+        early_stopping_patience
+            Epochs without improvement before stopping.
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
+        devices
+            Devices to use (Lightning): an int, a list of indices, ``-1`` or ``"auto"``.
+        train_size
+            Fraction of cells used for training (default 0.9).
+        validation_size
+            Fraction of cells for validation (default: the rest).
+        n_epochs_kl_warmup
+            Epochs over which the KL weight goes from 0 to 1 (default: a quarter of ``max_epochs``,
+            at most 50).
+        adversarial_strength
+            Strength of the batch-adversarial gradient on the encoder (0 disables its effect).
+        n_epochs_adversarial_warmup
+            Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
+        plan_kwargs
+            Passed to :class:`~mosaicvi.train.MosaicTrainingPlan`; override the arguments above.
+        datasplitter_kwargs
+            Passed to :class:`~mosaicvi.train.SparseDataSplitter`.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer` (e.g. ``check_val_every_n_epoch``).
+        """
+        n_obs = self.adata.n_obs
+        if max_epochs is None:
+            max_epochs = default_max_epochs(n_obs)
+        if n_epochs_kl_warmup is None:
+            n_epochs_kl_warmup = max(1, min(50, max_epochs // 4))
+        if n_epochs_adversarial_warmup is None:
+            n_epochs_adversarial_warmup = n_epochs_kl_warmup
+        plan_kwargs = {
+            "lr": lr,
+            "n_epochs_kl_warmup": n_epochs_kl_warmup,
+            "adversarial_strength": adversarial_strength,
+            "n_epochs_adversarial_warmup": n_epochs_adversarial_warmup,
+            **(plan_kwargs or {}),
+        }
+        if early_stopping:
+            trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
+            trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
+        return super().train(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            train_size=train_size,
+            validation_size=validation_size,
+            load_sparse_tensor=True,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            plan_kwargs=plan_kwargs,
+            datasplitter_kwargs=datasplitter_kwargs,
+            **trainer_kwargs,
+        )
+
+    def _make_data_loader(self, *args, **kwargs):
+        kwargs.setdefault("load_sparse_tensor", True)
+        return super()._make_data_loader(*args, **kwargs)
+
+    @torch.inference_mode()
+    def get_attention_weights(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Attention weight of each modality in each cell's latent code.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+
+        Returns
+        -------
+        DataFrame (cells x modalities); weights are 0 for modalities a cell lacks and sum to 1.
+        """
+        self._check_if_trained(warn=False)
+        adata = self._validate_anndata(adata)
+        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        weights = []
+        for tensors in loader:
+            outputs = self.module.inference(**self.module._get_inference_input(tensors))
+            weights.append(outputs["attention"].cpu().numpy())
+        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
+        return pd.DataFrame(np.concatenate(weights), index=obs_names, columns=list(self.modalities))

@@ -1,0 +1,125 @@
+"""Per-modality decoder: MLP on z, batch-specific per-feature affine, then the count likelihood."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mosaicvi.nn._likelihoods import (
+    bernoulli_nll,
+    negative_binomial_nll,
+    zero_inflated_negative_binomial_nll,
+)
+from mosaicvi.nn._mlp import hidden_stack
+from mosaicvi.nn._sparse import to_dense
+
+_SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
+
+
+class ModalityDecoder(nn.Module):
+    """Decode z into the likelihood parameters of one modality.
+
+    ``eta = MLP(z [, covariates])``; ``logits = softplus(a_s) * eta + b_s`` with per-batch,
+    per-feature scale ``a_s`` and bias ``b_s`` (batch enters only here and in the dispersion).
+
+    - ``"nb"`` / ``"zinb"``: mean ``softmax(logits) * library``, batch-specific inverse dispersion
+      ``exp(log_theta_s)`` (and zero-inflation logits for ZINB).
+    - ``"bernoulli"``: accessibility probability ``sigmoid(logits + log(library / reference))``,
+      where ``library`` counts the cell's open features.
+
+    Parameters
+    ----------
+    n_latent
+        Dimension of z.
+    n_features
+        Number of features of the modality.
+    n_batch
+        Number of batches.
+    likelihood
+        ``"nb"``, ``"zinb"`` or ``"bernoulli"``.
+    library_reference
+        Typical library size of the modality: Bernoulli offsets are relative to it.
+    n_cats_per_cov
+        Number of categories of each extra categorical covariate (one-hot into the MLP).
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Number of hidden layers.
+    dropout_rate
+        Dropout after each hidden layer.
+    """
+
+    def __init__(
+        self,
+        n_latent: int,
+        n_features: int,
+        n_batch: int,
+        likelihood: str = "nb",
+        library_reference: float = 1.0,
+        n_cats_per_cov: list[int] | None = None,
+        n_hidden: int = 256,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+    ):
+        super().__init__()
+        if likelihood not in ("nb", "zinb", "bernoulli"):
+            raise ValueError(f"Unknown likelihood {likelihood!r}; use 'nb', 'zinb' or 'bernoulli'.")
+        self.likelihood = likelihood
+        self.n_cats_per_cov = list(n_cats_per_cov or [])
+        n_in = n_latent + sum(self.n_cats_per_cov)
+        self.hidden = hidden_stack(n_in, n_hidden, n_layers, dropout_rate)
+        self.output = nn.Linear(n_hidden if n_layers > 0 else n_in, n_features)
+        self.batch_scale = nn.Parameter(torch.full((n_batch, n_features), _SOFTPLUS_INVERSE_OF_ONE))
+        self.batch_bias = nn.Parameter(torch.zeros(n_batch, n_features))
+        self.register_buffer("log_library_reference", torch.tensor(math.log(max(library_reference, 1.0))))
+        if likelihood in ("nb", "zinb"):
+            self.log_theta = nn.Parameter(torch.zeros(n_batch, n_features))
+        if likelihood == "zinb":
+            self.zi_logits = nn.Parameter(torch.full((n_batch, n_features), -2.0))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        batch_index: torch.Tensor,
+        library: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Likelihood parameters for cells ``z`` ``(n, n_latent)``.
+
+        ``batch_index`` is ``(n,)`` long; ``library`` ``(n,)`` is the library size to decode at.
+        """
+        h = z
+        if self.n_cats_per_cov and cat_covs is not None:
+            one_hots = [
+                F.one_hot(cat_covs[:, i].long(), n) for i, n in enumerate(self.n_cats_per_cov)
+            ]
+            h = torch.cat([z, *[o.to(z.dtype) for o in one_hots]], dim=-1)
+        eta = self.output(self.hidden(h))
+        logits = F.softplus(self.batch_scale[batch_index]) * eta + self.batch_bias[batch_index]
+        if self.likelihood == "bernoulli":
+            offset = torch.log(library.clamp(min=1.0)) - self.log_library_reference
+            logits = logits + offset[:, None]
+            return {"logits": logits, "mean": torch.sigmoid(logits)}
+        params = {
+            "mean": torch.softmax(logits, dim=-1) * library[:, None],
+            "theta": torch.exp(self.log_theta[batch_index]),
+        }
+        if self.likelihood == "zinb":
+            params["zi_logits"] = self.zi_logits[batch_index]
+        return params
+
+    def negative_log_likelihood(
+        self, x: torch.Tensor, params: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Per-cell NLL of counts ``x`` (dense or CSR, rows matching ``params``)."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(x, params["logits"])
+        x = to_dense(x)
+        if self.likelihood == "zinb":
+            return zero_inflated_negative_binomial_nll(
+                x, params["mean"], params["theta"], params["zi_logits"]
+            )
+        return negative_binomial_nll(x, params["mean"], params["theta"])

@@ -1,0 +1,49 @@
+"""Per-modality encoder: input transform, then a sparse-aware MLP to a shared embedding size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mosaicvi.nn._mlp import hidden_stack
+from mosaicvi.nn._sparse import SparseInputLinear
+
+
+class ModalityEncoder(nn.Module):
+    """Embed one modality's counts: ``transform -> Linear -> [LayerNorm, ReLU, Dropout] x n_layers``.
+
+    Parameters
+    ----------
+    n_features
+        Number of features of the modality.
+    transform
+        Module applied to the raw counts first (see :mod:`mosaicvi.nn._input_transforms`).
+    n_hidden
+        Width of the hidden layers and of the output embedding.
+    n_layers
+        Number of hidden layers (at least 1).
+    dropout_rate
+        Dropout after each hidden layer.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        transform: nn.Module,
+        n_hidden: int = 256,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
+    ):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError("`n_layers` of an encoder must be at least 1.")
+        self.transform = transform
+        self.input_layer = SparseInputLinear(n_features, n_hidden)
+        self.input_block = nn.Sequential(nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate))
+        self.hidden = hidden_stack(n_hidden, n_hidden, n_layers - 1, dropout_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed dense or CSR counts ``(n_cells, n_features)`` into ``(n_cells, n_hidden)``."""
+        with torch.no_grad():
+            x = self.transform(x)
+        return self.hidden(self.input_block(self.input_layer(x)))

@@ -1,0 +1,6 @@
+"""Training: the training plan and the data splitter of :class:`~mosaicvi.MosaicVI`."""
+
+from mosaicvi.train._data_splitter import SparseDataSplitter
+from mosaicvi.train._training_plan import MosaicTrainingPlan
+
+__all__ = ["MosaicTrainingPlan", "SparseDataSplitter"]

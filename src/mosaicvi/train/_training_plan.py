@@ -1,0 +1,50 @@
+"""Training plan: scvi-tools' TrainingPlan plus a warm-up of the adversarial strength."""
+
+from __future__ import annotations
+
+from scvi.train import TrainingPlan
+
+
+class MosaicTrainingPlan(TrainingPlan):
+    """:class:`scvi.train.TrainingPlan` that also ramps up the batch-adversarial strength.
+
+    The gradient-reversal strength grows linearly from 0 to ``adversarial_strength`` over
+    ``n_epochs_adversarial_warmup`` epochs, so the encoder first learns a useful latent before it
+    is pushed to hide the batch. KL warm-up and everything else are scvi-tools' own.
+
+    Parameters
+    ----------
+    module
+        A :class:`~mosaicvi.module.MosaicVAE`.
+    adversarial_strength
+        Final strength of the reversed gradient from the batch discriminator to the encoder.
+    n_epochs_adversarial_warmup
+        Epochs over which the strength ramps up (``0``: full strength from the start).
+    **kwargs
+        Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_epochs_kl_warmup``, ...).
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        adversarial_strength: float = 5.0,
+        n_epochs_adversarial_warmup: int = 20,
+        **kwargs,
+    ):
+        super().__init__(module, **kwargs)
+        self.adversarial_strength = adversarial_strength
+        self.n_epochs_adversarial_warmup = n_epochs_adversarial_warmup
+
+    @property
+    def current_adversarial_strength(self) -> float:
+        """Strength of the reversed gradient at the current epoch."""
+        if self.n_epochs_adversarial_warmup <= 0:
+            return self.adversarial_strength
+        progress = min(1.0, self.current_epoch / self.n_epochs_adversarial_warmup)
+        return self.adversarial_strength * progress
+
+    def training_step(self, batch, batch_idx):
+        """Training step with the current adversarial strength."""
+        self.loss_kwargs["adversarial_strength"] = self.current_adversarial_strength
+        return super().training_step(batch, batch_idx)
