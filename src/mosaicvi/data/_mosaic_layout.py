@@ -180,7 +180,9 @@ def read_counts(adata: AnnData, layer: str | None, where: str) -> sp.csr_matrix:
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     values = matrix.data
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"{where}.{source} contains NaN or infinite values; counts must be finite.")
+        raise ValueError(
+            f"{where}.{source} contains NaN or infinite values; counts must be finite."
+        )
     if values.size and values.min() < 0:
         raise ValueError(
             f"{where}.{source} contains negative values; the model needs raw counts. "

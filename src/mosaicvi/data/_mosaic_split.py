@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mudata
-import numpy as np
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -31,7 +30,9 @@ def mosaic_split(
     Returns
     -------
     A new MuData built from per-modality AnnData subsets, exactly as ``mudata.MuData({...})``
-    builds unpaired data; ``mdata`` is not modified. ``obs`` keeps the global columns.
+    builds unpaired data, so its cells come in mudata's order (the union of the modalities' cells
+    in the order the modalities are listed); ``mdata`` is not modified. ``obs`` keeps the global
+    columns of ``mdata`` (prefixed per-modality copies such as ``rna:batch`` are not repeated).
 
     Examples
     --------
@@ -49,7 +50,9 @@ def mosaic_split(
         )
     unknown = [m for m in keep if m not in mdata.mod]
     if unknown:
-        raise ValueError(f"`keep` names modalities {unknown} not in mdata.mod ({list(mdata.mod)}).")
+        raise ValueError(
+            f"`keep` names modalities {unknown} not in mdata.mod ({list(mdata.mod)})."
+        )
     batches = mdata.obs[batch_key].astype(str)
     known = set(batches.unique())
     mods = {}
@@ -59,15 +62,17 @@ def mosaic_split(
             continue
         missing = sorted(set(map(str, keep[name])) - known)
         if missing:
-            raise ValueError(f"`keep[{name!r}]` names batches {missing} not in obs[{batch_key!r}].")
+            raise ValueError(
+                f"`keep[{name!r}]` names batches {missing} not in obs[{batch_key!r}]."
+            )
         cells = batches.index[batches.isin(list(map(str, keep[name])))]
         subset = adata[adata.obs_names.isin(cells)].copy()
         if subset.n_obs:
             mods[name] = subset
-    mosaic = mudata.MuData(mods)
+    with mudata.set_options(pull_on_update=False):
+        mosaic = mudata.MuData(mods)
     obs = mdata.obs.loc[mosaic.obs_names]
     for column in obs.columns:
         if ":" not in column:
-            mosaic.obs[column] = obs[column].to_numpy()
-    order = np.argsort(mdata.obs_names.get_indexer(mosaic.obs_names), kind="stable")
-    return mosaic[order].copy() if not np.array_equal(order, np.arange(len(order))) else mosaic
+            mosaic.obs[column] = obs[column].values
+    return mosaic

@@ -31,20 +31,35 @@ def _field_classes(is_mudata: bool) -> tuple[type, type, type]:
     return fields.ObsmField, fields.CategoricalObsField, fields.CategoricalJointObsField
 
 
+def obs_keys(
+    batch_key: str | None, labels_key: str | None, categorical_covariate_keys: list[str] | None
+) -> dict[str, str | None]:
+    """Setup argument name -> obs column, for the columns setup reads (and checks)."""
+    keys = {"batch_key": batch_key, "labels_key": labels_key}
+    for i, key in enumerate(categorical_covariate_keys or []):
+        keys[f"categorical_covariate_keys[{i}]"] = key
+    return keys
+
+
 def register_layout(
     data: AnnData | MuData,
     layout: MosaicLayout,
     setup_method_args: dict,
-    batch_key: str | None,
-    labels_key: str | None,
-    categorical_covariate_keys: list[str] | None,
+    keys: dict[str, str | None],
     **kwargs,
 ) -> AnnDataManager:
     """Write ``layout`` to ``data`` and register its fields; on failure ``data`` is restored.
 
-    ``kwargs`` are passed to :meth:`scvi.data.AnnDataManager.register_fields` (``source_registry``
-    when a saved model is loaded).
+    ``keys`` is the output of :func:`obs_keys`. The resolved modality kinds are stored as the
+    ``modalities`` setup argument, so a reload sets the data up the same way. ``kwargs`` are
+    passed to :meth:`scvi.data.AnnDataManager.register_fields` (``source_registry`` when a saved
+    model is loaded).
     """
+    setup_method_args["setup_args"]["modalities"] = layout.kinds
+    batch_key, labels_key = keys["batch_key"], keys["labels_key"]
+    categorical_covariate_keys = [
+        key for name, key in keys.items() if name.startswith("categorical_covariate_keys")
+    ] or None
     is_mudata = isinstance(data, MuData)
     obsm_field, categorical_field, joint_field = _field_classes(is_mudata)
     scope = {"mod_key": None} if is_mudata else {}

@@ -19,7 +19,7 @@ from mosaicvi._constants import (
 )
 from mosaicvi.data._anndata_layout import build_anndata_layout
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
-from mosaicvi.model._fields import register_layout
+from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.module import MosaicVAE
 from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
 
@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 def default_max_epochs(n_obs: int) -> int:
-    """Epochs when ``max_epochs`` is not given: ~3 million cell visits, between 30 and 400."""
-    return int(np.clip(round(3_000_000 / max(n_obs, 1)), 30, 400))
+    """Epochs when ``max_epochs`` is not given: ~1.2 million cell visits, between 20 and 400."""
+    return int(np.clip(round(1_200_000 / max(n_obs, 1)), 20, 400))
 
 
 class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -67,6 +67,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         (NB for RNA, ADT and generic counts; Bernoulli for ATAC).
     batch_discriminator
         Train the batch discriminator on the latent space (needs more than one batch).
+    modality_dropout
+        Probability, during training, of hiding each measured modality of a multi-modality cell
+        from the encoders while still reconstructing it (cross-modal prediction; 0 disables).
     **module_kwargs
         Passed to :class:`~mosaicvi.module.MosaicVAE`.
 
@@ -96,6 +99,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         dropout_rate: float = 0.1,
         likelihoods: Mapping[str, str] | None = None,
         batch_discriminator: bool = True,
+        modality_dropout: float = 0.2,
         **module_kwargs,
     ):
         super().__init__(adata)
@@ -103,9 +107,13 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         chosen = {m: DEFAULT_LIKELIHOOD[kind] for m, kind in kinds.items()}
         for m, likelihood in (likelihoods or {}).items():
             if m not in kinds:
-                raise ValueError(f"`likelihoods` names {m!r}, not a modality of the model: {list(kinds)}.")
+                raise ValueError(
+                    f"`likelihoods` names {m!r}, not a modality of the model: {list(kinds)}."
+                )
             if likelihood not in LIKELIHOODS:
-                raise ValueError(f"`likelihoods[{m!r}]` is {likelihood!r}; use one of {LIKELIHOODS}.")
+                raise ValueError(
+                    f"`likelihoods[{m!r}]` is {likelihood!r}; use one of {LIKELIHOODS}."
+                )
             chosen[m] = likelihood
         transforms = {m: DEFAULT_INPUT_TRANSFORM[kind] for m, kind in kinds.items()}
         presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
@@ -140,6 +148,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             n_layers_decoder=n_layers_decoder,
             dropout_rate=dropout_rate,
             batch_discriminator=batch_discriminator,
+            modality_dropout=modality_dropout,
             **module_kwargs,
         )
         self._model_summary_string = (
@@ -203,16 +212,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ... )
         """
         setup_method_args = cls._get_setup_method_args(**locals())
-        keys = {"batch_key": batch_key, "labels_key": labels_key}
-        keys.update(
-            {f"categorical_covariate_keys[{i}]": k for i, k in enumerate(categorical_covariate_keys or [])}
-        )
+        keys = obs_keys(batch_key, labels_key, categorical_covariate_keys)
         layout = build_mosaic_layout(mdata, modalities, layers, keys)
-        setup_method_args["setup_args"]["modalities"] = layout.kinds
-        manager = register_layout(
-            mdata, layout, setup_method_args, batch_key, labels_key, categorical_covariate_keys, **kwargs
-        )
-        cls.register_manager(manager)
+        cls.register_manager(register_layout(mdata, layout, setup_method_args, keys, **kwargs))
 
     @classmethod
     def setup_anndata(
@@ -254,22 +256,15 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         setup_method_args = cls._get_setup_method_args(**locals())
-        keys = {"batch_key": batch_key, "labels_key": labels_key}
-        keys.update(
-            {f"categorical_covariate_keys[{i}]": k for i, k in enumerate(categorical_covariate_keys or [])}
-        )
+        keys = obs_keys(batch_key, labels_key, categorical_covariate_keys)
         layout = build_anndata_layout(adata, layer, feature_type_key, modality, keys)
-        setup_method_args["setup_args"]["modalities"] = layout.kinds
-        manager = register_layout(
-            adata, layout, setup_method_args, batch_key, labels_key, categorical_covariate_keys, **kwargs
-        )
-        cls.register_manager(manager)
+        cls.register_manager(register_layout(adata, layout, setup_method_args, keys, **kwargs))
 
     def train(
         self,
         max_epochs: int | None = None,
         lr: float = 2e-3,
-        batch_size: int = 256,
+        batch_size: int = 128,
         early_stopping: bool = True,
         early_stopping_patience: int = 20,
         accelerator: str = "auto",
@@ -288,7 +283,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Passes through the data; default ~3 million cell visits, between 30 and 400 epochs.
+            Passes through the data; default ~1.2 million cell visits, between 20 and 400 epochs
+            (120 for 10,000 cells), with early stopping on the validation ELBO.
         lr
             Learning rate (Adam).
         batch_size
@@ -350,6 +346,21 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             **trainer_kwargs,
         )
 
+    def _validate_anndata(self, adata=None, copy_if_view: bool = True):
+        """Set up new data like the training data (same modalities, batch codes) when needed.
+
+        scvi-tools' generic field transfer cannot build the aligned modality matrices and presence
+        mask, so new data is set up with this model's own setup method and saved registry.
+        """
+        if adata is not None and self.adata_manager is not None:
+            if self.get_anndata_manager(adata) is None:
+                registry = self.adata_manager.registry
+                setup = getattr(type(self), registry["setup_method_name"])
+                setup(adata, source_registry=registry, **registry["setup_args"])
+                manager = self._get_most_recent_anndata_manager(adata, required=True)
+                self._register_manager_for_instance(manager)
+        return super()._validate_anndata(adata, copy_if_view)
+
     def _make_data_loader(self, *args, **kwargs):
         kwargs.setdefault("load_sparse_tensor", True)
         return super()._make_data_loader(*args, **kwargs)
@@ -384,4 +395,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             outputs = self.module.inference(**self.module._get_inference_input(tensors))
             weights.append(outputs["attention"].cpu().numpy())
         obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
-        return pd.DataFrame(np.concatenate(weights), index=obs_names, columns=list(self.modalities))
+        return pd.DataFrame(
+            np.concatenate(weights), index=obs_names, columns=list(self.modalities)
+        )

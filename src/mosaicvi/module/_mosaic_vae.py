@@ -68,6 +68,11 @@ class MosaicVAE(BaseModuleClass):
         Width of the attention scorer.
     batch_discriminator
         Whether to train the batch discriminator (ignored with a single batch).
+    modality_dropout
+        During training, the probability of hiding each measured modality of a multi-modality cell
+        from the encoders (at least one stays). Hidden modalities are still reconstructed, so each
+        modality learns to predict the others, which is what cells measured with one modality rely
+        on. ``0`` disables it.
     """
 
     def __init__(
@@ -88,8 +93,12 @@ class MosaicVAE(BaseModuleClass):
         dropout_rate: float = 0.1,
         n_attention: int = 128,
         batch_discriminator: bool = True,
+        modality_dropout: float = 0.2,
     ):
         super().__init__()
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"`modality_dropout` must be in [0, 1), got {modality_dropout}.")
+        self.modality_dropout = modality_dropout
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
@@ -155,6 +164,15 @@ class MosaicVAE(BaseModuleClass):
             return row_nnz(x)
         return row_sums(x)
 
+    def encoder_presence(self, present: torch.Tensor) -> torch.Tensor:
+        """Modalities the encoders see: ``present``, minus random drop-outs while training."""
+        if not self.training or self.modality_dropout == 0.0:
+            return present
+        dropped = torch.rand(present.shape, device=present.device) < self.modality_dropout
+        kept = present & ~dropped
+        nothing_left = ~kept.any(dim=1, keepdim=True)
+        return torch.where(nothing_left, present, kept)
+
     @auto_move_data
     def inference(
         self, x: dict[str, torch.Tensor], presence: torch.Tensor, n_samples: int = 1
@@ -162,7 +180,7 @@ class MosaicVAE(BaseModuleClass):
         """Encode the present modalities and fuse them into ``q(z | x_available)``."""
         present = presence > 0.5
         embeddings = torch.stack([self.encoders[m](x[m]) for m in self.modality_names], dim=1)
-        fused, attention = self.fusion(embeddings, present)
+        fused, attention = self.fusion(embeddings, self.encoder_presence(present))
         qz_m = self.z_mean(fused)
         qz_v = F.softplus(self.z_var(fused)) + 1e-4
         qz = Normal(qz_m, qz_v.sqrt())
@@ -232,7 +250,9 @@ class MosaicVAE(BaseModuleClass):
             x = select_rows(tensors[modality_registry_key(m)], rows)
             nll = self.decoders[m].negative_log_likelihood(x, generative_outputs["px"][m])
             reconstruction[m] = qz.loc.new_zeros(n_cells).index_add(0, rows, nll)
-        kl_z = kl_divergence(qz, Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))).sum(-1)
+        kl_z = kl_divergence(qz, Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))).sum(
+            -1
+        )
         elbo_loss = torch.stack(list(reconstruction.values())).sum(0) + kl_weight * kl_z
         loss = elbo_loss.mean()
         extra_metrics = {}

@@ -66,15 +66,21 @@ class ModalityDecoder(nn.Module):
     ):
         super().__init__()
         if likelihood not in ("nb", "zinb", "bernoulli"):
-            raise ValueError(f"Unknown likelihood {likelihood!r}; use 'nb', 'zinb' or 'bernoulli'.")
+            raise ValueError(
+                f"Unknown likelihood {likelihood!r}; use 'nb', 'zinb' or 'bernoulli'."
+            )
         self.likelihood = likelihood
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         n_in = n_latent + sum(self.n_cats_per_cov)
         self.hidden = hidden_stack(n_in, n_hidden, n_layers, dropout_rate)
         self.output = nn.Linear(n_hidden if n_layers > 0 else n_in, n_features)
-        self.batch_scale = nn.Parameter(torch.full((n_batch, n_features), _SOFTPLUS_INVERSE_OF_ONE))
+        self.batch_scale = nn.Parameter(
+            torch.full((n_batch, n_features), _SOFTPLUS_INVERSE_OF_ONE)
+        )
         self.batch_bias = nn.Parameter(torch.zeros(n_batch, n_features))
-        self.register_buffer("log_library_reference", torch.tensor(math.log(max(library_reference, 1.0))))
+        self.register_buffer(
+            "log_library_reference", torch.tensor(math.log(max(library_reference, 1.0)))
+        )
         if likelihood in ("nb", "zinb"):
             self.log_theta = nn.Parameter(torch.zeros(n_batch, n_features))
         if likelihood == "zinb":
@@ -98,14 +104,15 @@ class ModalityDecoder(nn.Module):
             ]
             h = torch.cat([z, *[o.to(z.dtype) for o in one_hots]], dim=-1)
         eta = self.output(self.hidden(h))
-        logits = F.softplus(self.batch_scale[batch_index]) * eta + self.batch_bias[batch_index]
+        # Transform the small (n_batch, n_features) tables first, then gather rows per cell.
+        logits = F.softplus(self.batch_scale)[batch_index] * eta + self.batch_bias[batch_index]
         if self.likelihood == "bernoulli":
             offset = torch.log(library.clamp(min=1.0)) - self.log_library_reference
             logits = logits + offset[:, None]
             return {"logits": logits, "mean": torch.sigmoid(logits)}
         params = {
             "mean": torch.softmax(logits, dim=-1) * library[:, None],
-            "theta": torch.exp(self.log_theta[batch_index]),
+            "theta": torch.exp(self.log_theta)[batch_index],
         }
         if self.likelihood == "zinb":
             params["zi_logits"] = self.zi_logits[batch_index]

@@ -45,7 +45,12 @@ class BatchDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, n_input: int, n_batch: int, n_hidden: int = 128, n_layers: int = 2, dropout_rate: float = 0.1
+        self,
+        n_input: int,
+        n_batch: int,
+        n_hidden: int = 128,
+        n_layers: int = 2,
+        dropout_rate: float = 0.1,
     ):
         super().__init__()
         self.hidden = hidden_stack(n_input, n_hidden, n_layers, dropout_rate)

@@ -39,7 +39,9 @@ class ModalityEncoder(nn.Module):
             raise ValueError("`n_layers` of an encoder must be at least 1.")
         self.transform = transform
         self.input_layer = SparseInputLinear(n_features, n_hidden)
-        self.input_block = nn.Sequential(nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate))
+        self.input_block = nn.Sequential(
+            nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate)
+        )
         self.hidden = hidden_stack(n_hidden, n_hidden, n_layers - 1, dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

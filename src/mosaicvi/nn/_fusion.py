@@ -38,7 +38,9 @@ class MaskedGatedAttention(nn.Module):
         The fused embedding ``(n_cells, n_input)`` and the weights ``(n_cells, n_modalities)``,
         which are 0 for missing modalities and sum to 1 over present ones.
         """
-        scores = self.score(torch.tanh(self.value(embeddings)) * torch.sigmoid(self.gate(embeddings)))
+        scores = self.score(
+            torch.tanh(self.value(embeddings)) * torch.sigmoid(self.gate(embeddings))
+        )
         scores = scores.squeeze(-1).masked_fill(~presence, float("-inf"))
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
         fused = torch.einsum("nm,nmh->nh", weights, embeddings)

@@ -1,0 +1,82 @@
+# mosaicvi developer tasks. Needs only python3 (>= 3.11) and access to PyPI.
+#
+#   make demo    install, then train MosaicVI on the embedded SNARE-seq data (scripts/demo.py)
+#   make test    install, then run the test suite (pytest)
+#   make lint    ruff check + ruff format --check
+#   make clean   remove the virtualenv and caches (results/ is kept)
+#
+# Variables (override on the command line, e.g. `make test PYTEST_ARGS="-m 'not slow'"`):
+#   TORCH_SPEC   what `pip install` gets for torch, installed before everything else. The default
+#                pin is a CPU build; for a GPU use e.g.
+#                  make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu126"
+#                or create .venv and install your own torch into it first. Passing a different
+#                TORCH_SPEC to an existing .venv reinstalls torch.
+#   DEMO_OUT     output folder of `make demo` (default results/demo)
+#   DEMO_ARGS    extra arguments for scripts/demo.py (e.g. "--max-epochs 20 --seed 1")
+#   PYTEST_ARGS  extra arguments for pytest (e.g. "-x -k setup")
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+DEMO_OUT ?= results/demo
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+# The stamp holds the TORCH_SPEC the venv was built with; it is redone when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+
+# A TORCH_SPEC given explicitly (command line or environment) that differs from the one the venv
+# was built with forces a reinstall of torch.
+INSTALLED_TORCH_SPEC := $(strip $(shell cat $(STAMP) 2>/dev/null))
+ifneq ($(origin TORCH_SPEC),file)
+ifneq ($(wildcard $(STAMP)),)
+ifneq ($(INSTALLED_TORCH_SPEC),$(strip $(TORCH_SPEC)))
+TORCH_CHANGED := 1
+.PHONY: $(STAMP)
+endif
+endif
+endif
+
+.PHONY: install demo test lint clean
+.DEFAULT_GOAL := install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "make install: mosaicvi needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) -V 2>&1). Use 'make PYTHON=python3.11 ...'." >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(if $(TORCH_CHANGED),--force-reinstall )$(TORCH_SPEC)
+	$(BIN)/python -m pip install -e ".[test]"
+	@echo '$(TORCH_SPEC)' > $@
+	@echo "make install: done ($$($(BIN)/python -c 'import torch; print("torch", torch.__version__, "- CUDA available:", torch.cuda.is_available())'))"
+
+demo: install
+	$(BIN)/python scripts/demo.py --out "$(DEMO_OUT)" $(DEMO_ARGS)
+
+# pytest exit codes: 0 ok, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
+# 5 no tests collected. An empty run is a failure here, not a pass.
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	case $$rc in \
+		0) ;; \
+		1) echo "make test: FAILED - some tests failed (pytest exit code 1)." >&2 ;; \
+		2) echo "make test: FAILED - the test run was interrupted (pytest exit code 2)." >&2 ;; \
+		3) echo "make test: FAILED - pytest hit an internal error (pytest exit code 3)." >&2 ;; \
+		4) echo "make test: FAILED - pytest usage error, check PYTEST_ARGS='$(PYTEST_ARGS)' (pytest exit code 4)." >&2 ;; \
+		5) echo "make test: FAILED - no tests were collected (pytest exit code 5); an empty run does not count as a pass. Check tests/ and PYTEST_ARGS='$(PYTEST_ARGS)'." >&2 ;; \
+		*) echo "make test: FAILED - pytest exited with unexpected code $$rc." >&2 ;; \
+	esac; \
+	exit $$rc
+
+lint: install
+	@test -x $(BIN)/ruff || $(BIN)/python -m pip install "ruff>=0.6"
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache lightning_logs docs/_build docs/generated build dist
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
