@@ -5,7 +5,7 @@
 #   make lint    ruff check + ruff format --check
 #   make clean   remove the virtualenv and caches (results/ is kept)
 #
-# Variables (override on the command line, e.g. `make test PYTEST_ARGS="-m 'not slow'"`):
+# Variables (override on the command line, e.g. `make test PYTEST_ARGS="-x -k setup"`):
 #   TORCH_SPEC   what `pip install` gets for torch, installed before everything else. The default
 #                pin is a CPU build; for a GPU use e.g.
 #                  make demo TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu126"
