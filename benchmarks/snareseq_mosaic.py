@@ -8,7 +8,7 @@ TF-IDF ATAC features).
 
 Usage::
 
-    python benchmarks/snareseq_mosaic.py --epochs 20 --batch-size 256
+    python benchmarks/snareseq_mosaic.py --epochs 30 --batch-size 128
 
 Prints one markdown table and writes it (and a CSV) to ``benchmarks/results/``.
 """
@@ -61,8 +61,8 @@ def train_timed(model, epochs: int, batch_size: int, **kwargs) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--skip-multivi", action="store_true")

@@ -1,6 +1,8 @@
-"""Getting data in: example data sets and mosaic helpers."""
+"""Getting data in: example data sets, mosaic helpers and the feature guidance graph."""
 
+from mosaicvi.data._build_guidance_graph import guidance_graph
 from mosaicvi.data._datasets import snareseq
+from mosaicvi.data._guidance_graph import GuidanceGraph
 from mosaicvi.data._mosaic_split import mosaic_split
 
-__all__ = ["mosaic_split", "snareseq"]
+__all__ = ["GuidanceGraph", "guidance_graph", "mosaic_split", "snareseq"]
