@@ -7,10 +7,15 @@ model. Every function here accepts a dense tensor or a ``torch.sparse_csr`` tens
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# mosaicvi builds CSR minibatches on purpose; torch's notices about it would print on every run.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
 def is_sparse(x: torch.Tensor) -> bool:
