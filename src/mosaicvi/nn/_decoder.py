@@ -127,13 +127,6 @@ class ModalityDecoder(nn.Module):
         """Bernoulli logit offset ``log(library / reference)`` of each cell."""
         return torch.log(library.clamp(min=1.0)) - self.log_library_reference
 
-    @staticmethod
-    def expected_value(likelihood: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean of the likelihood: NB/ZINB mean counts, or Bernoulli accessibility probability."""
-        if likelihood == "bernoulli":
-            return torch.sigmoid(params["logits"])
-        return params["mean"]
-
     def negative_log_likelihood(
         self, x: torch.Tensor, params: dict[str, torch.Tensor]
     ) -> torch.Tensor:
