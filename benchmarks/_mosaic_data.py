@@ -32,3 +32,16 @@ def zero_padded(mosaic: mudata.MuData) -> mudata.MuData:
     padded = mudata.MuData(mods)
     padded.obs["batch"] = mosaic.obs["batch"].to_numpy()
     return padded
+
+
+def snareseq_diagonal() -> tuple[mudata.MuData, mudata.MuData, dict[str, list[str]]]:
+    """SNARE-seq with 6 RNA-only and 6 ATAC-only samples: no cell keeps both modalities.
+
+    Returns ``(diagonal, paired, layout)``: the unpaired MuData to train on, the original paired
+    MuData (every cell's hidden modality is still there, for FOSCTTM) and the split used (first six
+    samples in sorted order keep RNA, the last six keep ATAC).
+    """
+    paired = mosaicvi.data.snareseq()
+    batches = sorted(paired.obs["batch"].unique())
+    layout = {"rna": batches[:6], "atac": batches[6:]}
+    return mosaicvi.data.mosaic_split(paired, layout), paired, layout
