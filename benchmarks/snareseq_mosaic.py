@@ -27,6 +27,7 @@ import scanpy as sc
 import scipy.sparse as sp
 import scvi
 import torch
+from _metrics import scib_scores
 from _mosaic_data import snareseq_mosaic, zero_padded
 from anndata import AnnData
 
@@ -93,23 +94,8 @@ def main() -> None:
         timings["MULTIVI"] = train_timed(multivi, args.epochs, args.batch_size)
         latents["MULTIVI"] = multivi.get_latent_representation()
 
-    from scib_metrics.benchmark import Benchmarker
-
-    scored = AnnData(obs=mosaic.obs[["batch", "cell_type"]].astype(str).astype("category"))
-    scored.obsm["Unintegrated"] = unintegrated_pca(padded, seed=args.seed)
-    for name, z in latents.items():
-        scored.obsm[name] = z
-    bench = Benchmarker(
-        scored,
-        batch_key="batch",
-        label_key="cell_type",
-        embedding_obsm_keys=["Unintegrated", *latents],
-        pre_integrated_embedding_obsm_key="Unintegrated",
-        n_jobs=args.n_jobs,
-    )
-    bench.benchmark()
-    scores = bench.get_results(min_max_scale=False)
-    scores = scores.drop(index="Metric Type", errors="ignore").astype(float)
+    embeddings = {"Unintegrated": unintegrated_pca(padded, seed=args.seed), **latents}
+    scores = scib_scores(mosaic.obs, embeddings, "batch", "cell_type", n_jobs=args.n_jobs)
 
     rows = []
     for name in ["Unintegrated", *latents]:

@@ -10,6 +10,8 @@ OBSM_PREFIX: Final = "_mosaicvi"
 PRESENCE_OBSM_KEY: Final = f"{OBSM_PREFIX}_presence"
 #: Registry key of the presence mask.
 PRESENCE_KEY: Final = "presence"
+#: Registry entry with the feature names of each modality (modality -> list of names).
+FEATURE_NAMES_REGISTRY_KEY: Final = "mosaicvi_feature_names"
 
 
 def modality_obsm_key(modality: str) -> str:

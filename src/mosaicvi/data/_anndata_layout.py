@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from mudata import MuData
 
 from mosaicvi.data._mosaic_layout import (
     KNOWN_KINDS,
@@ -73,10 +74,12 @@ def build_anndata_layout(
             kinds[name] = name if name in KNOWN_KINDS else "counts"
             columns[name] = np.flatnonzero(types == feature_type)
         per_modality = {name: counts[:, idx].tocsr() for name, idx in columns.items()}
+        names = {name: adata.var_names[idx].astype(str).tolist() for name, idx in columns.items()}
     else:
         if modality not in KNOWN_KINDS:
             raise ValueError(f"`modality` is {modality!r}; it must be one of {KNOWN_KINDS}.")
         kinds, per_modality = {modality: modality}, {modality: counts}
+        names = {modality: adata.var_names.astype(str).tolist()}
     presence = pd.DataFrame(
         {name: np.ones(adata.n_obs, dtype=bool) for name in kinds}, index=adata.obs_names
     )
@@ -84,4 +87,15 @@ def build_anndata_layout(
     for argument, key in obs_keys.items():
         if key is not None:
             categorical_column(adata.obs, key, argument)
-    return MosaicLayout(kinds, per_modality, presence, obs_columns)
+    return MosaicLayout(kinds, per_modality, presence, obs_columns, names)
+
+
+def data_feature_names(adata: AnnData | MuData, setup_args: Mapping) -> dict[str, pd.Index]:
+    """Feature names of each modality of ``adata`` as ``setup_args`` would split it."""
+    if isinstance(adata, MuData):
+        return {m: adata.mod[m].var_names for m in setup_args["modalities"] if m in adata.mod}
+    key = setup_args.get("feature_type_key")
+    if key is not None and key in adata.var.columns:
+        types = adata.var[key].astype(str).map(modality_name)
+        return {name: adata.var_names[(types == name).to_numpy()] for name in pd.unique(types)}
+    return {setup_args.get("modality", "rna"): adata.var_names}

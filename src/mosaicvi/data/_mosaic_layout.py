@@ -47,12 +47,15 @@ class MosaicLayout:
         Boolean DataFrame (cells x modalities): which cell measured which modality.
     obs_columns
         Columns to add to the global ``obs`` (pulled from the modalities).
+    feature_names
+        Modality name -> names of its features, in column order of ``counts``.
     """
 
     kinds: dict[str, str]
     counts: dict[str, sp.csr_matrix]
     presence: pd.DataFrame
     obs_columns: dict[str, pd.Series] = field(default_factory=dict)
+    feature_names: dict[str, list[str]] = field(default_factory=dict)
 
     def write_to(self, data: AnnData | MuData) -> Callable[[], None]:
         """Store the aligned counts, the presence mask and pulled columns on ``data``.
@@ -333,4 +336,5 @@ def build_mosaic_layout(
         pulled = categorical_column(mdata.obs, key, argument, {m: mdata.mod[m] for m in kinds})
         if pulled is not None:
             obs_columns[key] = pulled
-    return MosaicLayout(kinds, counts, presence_df, obs_columns)
+    names = {m: mdata.mod[m].var_names.astype(str).tolist() for m in kinds}
+    return MosaicLayout(kinds, counts, presence_df, obs_columns, names)

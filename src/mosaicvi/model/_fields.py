@@ -9,6 +9,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
 
 from mosaicvi._constants import (
+    FEATURE_NAMES_REGISTRY_KEY,
     PRESENCE_KEY,
     PRESENCE_OBSM_KEY,
     modality_obsm_key,
@@ -51,11 +52,13 @@ def register_layout(
     """Write ``layout`` to ``data`` and register its fields; on failure ``data`` is restored.
 
     ``keys`` is the output of :func:`obs_keys`. The resolved modality kinds are stored as the
-    ``modalities`` setup argument, so a reload sets the data up the same way. ``kwargs`` are
+    ``modalities`` setup argument, so a reload sets the data up the same way, and the feature
+    names of each modality go into the registry under ``FEATURE_NAMES_REGISTRY_KEY``. ``kwargs`` are
     passed to :meth:`scvi.data.AnnDataManager.register_fields` (``source_registry`` when a saved
     model is loaded).
     """
     setup_method_args["setup_args"]["modalities"] = layout.kinds
+    setup_method_args[FEATURE_NAMES_REGISTRY_KEY] = layout.feature_names
     batch_key, labels_key = keys["batch_key"], keys["labels_key"]
     categorical_covariate_keys = [
         key for name, key in keys.items() if name.startswith("categorical_covariate_keys")

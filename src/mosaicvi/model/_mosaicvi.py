@@ -13,21 +13,27 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from mosaicvi._constants import (
     DEFAULT_INPUT_TRANSFORM,
     DEFAULT_LIKELIHOOD,
+    FEATURE_NAMES_REGISTRY_KEY,
     LIKELIHOODS,
     PRESENCE_KEY,
     modality_registry_key,
 )
-from mosaicvi.data._anndata_layout import build_anndata_layout
+from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_names
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model._fields import obs_keys, register_layout
+from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+from mosaicvi.model._outputs import MosaicOutputsMixin
 from mosaicvi.module import MosaicVAE
 from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import Literal
 
     from anndata import AnnData
     from mudata import MuData
+
+    from mosaicvi.data import GuidanceGraph
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ def default_max_epochs(n_obs: int) -> int:
     return int(np.clip(round(1_200_000 / max(n_obs, 1)), 20, 400))
 
 
-class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Mosaic multimodal VAE: one latent space for cells measured with any subset of modalities.
 
     Each modality has its own input transform and encoder; a masked gated-attention layer fuses
@@ -45,6 +51,12 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     per-feature scale, bias and dispersion reconstruct the counts of the modalities a cell
     measured (NB or ZINB for RNA and ADT, Bernoulli for ATAC); a batch discriminator behind a
     gradient-reversal layer removes batch from ``z``.
+
+    With a guidance graph (:func:`mosaicvi.data.guidance_graph`), every feature also gets an
+    embedding ``v_f`` in the latent space from a graph encoder, and the decoders become hybrid,
+    ``eta = w z V^T + (1 - w) MLP(z)``: features linked across modalities (a gene and the peaks at
+    its promoter, a protein and its gene) are decoded from nearby directions of ``z``. This is what
+    places batches that share no modality (RNA-only and ATAC-only) in one space.
 
     Parameters
     ----------
@@ -70,8 +82,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     modality_dropout
         Probability, during training, of hiding each measured modality of a multi-modality cell
         from the encoders while still reconstructing it (cross-modal prediction; 0 disables).
+    guidance_graph
+        A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
+        :func:`~mosaicvi.data.guidance_graph` stored one in the MuData (``"guidance"``). ``None``
+        (default): plain MLP decoders, no feature embeddings.
+    graph_weight
+        Weight ``w`` of ``z V^T`` in the hybrid decoders. ``"auto"``: 0.9 when some modalities
+        are measured together in more than 10 cells, 0.99 when no cell pairs them (diagonal
+        integration), as mmAAVI.
     **module_kwargs
-        Passed to :class:`~mosaicvi.module.MosaicVAE`.
+        Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``graph_loss_weight``,
+        ``n_graph_negatives``).
 
     Examples
     --------
@@ -82,6 +103,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     >>> model = mosaicvi.MosaicVI(mdata)
     >>> model.train(max_epochs=5)  # doctest: +SKIP
     >>> mdata.obsm["X_mosaicvi"] = model.get_latent_representation()  # doctest: +SKIP
+
+    Batches that share no modality are tied together with a guidance graph:
+
+    >>> diagonal = mosaicvi.data.mosaic_split(
+    ...     mosaicvi.data.snareseq(), {"rna": ["09A", "09B"], "atac": ["09C", "09D"]}
+    ... )
+    >>> graph = mosaicvi.data.guidance_graph(
+    ...     diagonal, links={("rna", "atac"): diagonal["rna"].varm["gene_region_link"]}
+    ... )  # doctest: +SKIP
+    >>> mosaicvi.MosaicVI.setup_mudata(diagonal, batch_key="batch")
+    >>> model = mosaicvi.MosaicVI(diagonal, guidance_graph=graph)  # doctest: +SKIP
     """
 
     _module_cls = MosaicVAE
@@ -100,6 +132,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         likelihoods: Mapping[str, str] | None = None,
         batch_discriminator: bool = True,
         modality_dropout: float = 0.2,
+        guidance_graph: GuidanceGraph | str | None = None,
+        graph_weight: float | Literal["auto"] = "auto",
         **module_kwargs,
     ):
         super().__init__(adata)
@@ -130,6 +164,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             if transforms[m] == "tfidf":
                 document_frequency = np.bincount(measured.indices, minlength=counts.shape[1])
                 idf[m] = torch.as_tensor(measured.shape[0] / (1.0 + document_frequency))
+        graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
+        if graph_weight == "auto":
+            graph_weight = default_graph_weight(presence)
         cat_state = self.adata_manager.get_state_registry("extra_categorical_covs")
         n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
         self.module = self._module_cls(
@@ -149,12 +186,19 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             dropout_rate=dropout_rate,
             batch_discriminator=batch_discriminator,
             modality_dropout=modality_dropout,
+            guidance_graph=graph,
+            graph_weight=graph_weight,
             **module_kwargs,
+        )
+        graph_summary = (
+            f"guidance graph with {graph.nnz - graph.shape[0]} links, decoder weight {graph_weight}"
+            if graph is not None
+            else "no guidance graph"
         )
         self._model_summary_string = (
             f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
             f"{self.summary_stats.n_batch} batches; n_latent {n_latent}; "
-            f"{int(presence.sum())} measurements over {presence.shape[0]} cells."
+            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {graph_summary}."
         )
         self.init_params_ = self._get_init_params(locals())
 
@@ -162,6 +206,14 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def modalities(self) -> dict[str, str]:
         """Modelled modalities: name -> kind, in model order."""
         return dict(self.adata_manager.registry["setup_args"]["modalities"])
+
+    @property
+    def feature_names(self) -> dict[str, pd.Index]:
+        """Feature names of each modelled modality, in model order."""
+        names = self.adata_manager.registry.get(FEATURE_NAMES_REGISTRY_KEY)
+        if names is None:
+            raise ValueError("The data was set up by an older mosaicvi; run setup again.")
+        return {m: pd.Index(names[m]) for m in self.modalities}
 
     @classmethod
     def setup_mudata(
@@ -350,51 +402,38 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """Set up new data like the training data (same modalities, batch codes) when needed.
 
         scvi-tools' generic field transfer cannot build the aligned modality matrices and presence
-        mask, so new data is set up with this model's own setup method and saved registry.
+        mask, so new data is set up with this model's own setup method and saved registry. Its
+        features must be the training features, in the same order.
         """
         if adata is not None and self.adata_manager is not None:
-            if self.get_anndata_manager(adata) is None:
+            manager = self.get_anndata_manager(adata)
+            if manager is None:
                 registry = self.adata_manager.registry
                 setup = getattr(type(self), registry["setup_method_name"])
                 setup(adata, source_registry=registry, **registry["setup_args"])
                 manager = self._get_most_recent_anndata_manager(adata, required=True)
                 self._register_manager_for_instance(manager)
+            self._check_same_features(adata)
         return super()._validate_anndata(adata, copy_if_view)
+
+    def _check_same_features(self, adata: MuData | AnnData) -> None:
+        """Raise if a modality of ``adata`` has other features (or order) than the model's.
+
+        Read from the data itself, not from its registry: a copy of registered data shares the
+        registry of the original even after its modalities are edited.
+        """
+        names = data_feature_names(adata, self.adata_manager.registry["setup_args"])
+        for m, trained in self.feature_names.items():
+            given = pd.Index(names.get(m, []))
+            if not given.equals(trained):
+                unseen = given.difference(trained)[:3].tolist()
+                raise ValueError(
+                    f"Modality {m!r} of the data has other features than the model was trained "
+                    f"on ({len(given)} vs {len(trained)}; e.g. new: {unseen}). Subset and order "
+                    f"them like the training data: `mdata.mod[{m!r}] = "
+                    f"mdata[{m!r}][:, model.feature_names[{m!r}]].copy()`."
+                )
 
     def _make_data_loader(self, *args, **kwargs):
         kwargs.setdefault("load_sparse_tensor", True)
         return super()._make_data_loader(*args, **kwargs)
-
-    @torch.inference_mode()
-    def get_attention_weights(
-        self,
-        adata: MuData | AnnData | None = None,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-    ) -> pd.DataFrame:
-        """Attention weight of each modality in each cell's latent code.
-
-        Parameters
-        ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
-        batch_size
-            Minibatch size (default: scvi-tools' setting).
-
-        Returns
-        -------
-        DataFrame (cells x modalities); weights are 0 for modalities a cell lacks and sum to 1.
-        """
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
-        weights = []
-        for tensors in loader:
-            outputs = self.module.inference(**self.module._get_inference_input(tensors))
-            weights.append(outputs["attention"].cpu().numpy())
-        obs_names = adata.obs_names if indices is None else adata.obs_names[np.asarray(indices)]
-        return pd.DataFrame(
-            np.concatenate(weights), index=obs_names, columns=list(self.modalities)
-        )

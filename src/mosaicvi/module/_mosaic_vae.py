@@ -14,6 +14,7 @@ from torch.distributions import Normal, kl_divergence
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.nn import (
     BatchDiscriminator,
+    GraphEncoder,
     MaskedGatedAttention,
     ModalityDecoder,
     ModalityEncoder,
@@ -24,6 +25,8 @@ from mosaicvi.nn._sparse import row_nnz, row_sums, select_rows
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    import scipy.sparse as sp
+
 
 class MosaicVAE(BaseModuleClass):
     """Multimodal VAE over whichever modalities each cell has.
@@ -32,6 +35,12 @@ class MosaicVAE(BaseModuleClass):
     gives ``q(z | x_available)``; ``p(z) = N(0, I)``; for each modality a decoder with batch-specific
     per-feature affine and likelihood reconstructs the counts of the cells that measured it. A
     batch discriminator behind a gradient-reversal layer removes batch from ``z``.
+
+    With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` gives every feature an embedding
+    ``v_f`` in the latent space, the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``)
+    and the loss gains the graph's negative-sampling NLL and the KL of ``q(V)``: features linked
+    across modalities are decoded from nearby directions of ``z``, which is what places cells
+    measured with different modalities in one space.
 
     Parameters
     ----------
@@ -73,6 +82,21 @@ class MosaicVAE(BaseModuleClass):
         from the encoders (at least one stays). Hidden modalities are still reconstructed, so each
         modality learns to predict the others, which is what cells measured with one modality rely
         on. ``0`` disables it.
+    guidance_graph
+        Signed feature x feature graph over all features, in model order (modality by modality,
+        each in its feature order), or ``None`` for plain MLP decoders.
+    graph_weight
+        Weight ``w`` of ``z V_m^T`` in the hybrid decoders (used with a graph only).
+    graph_loss_weight
+        Weight of the graph NLL (a mean over sampled edges) per feature of the model: the loss
+        adds ``graph_loss_weight * n_features * NLL``, which keeps its balance with the
+        reconstruction (a sum over features) whatever the panel sizes.
+    graph_kl_weight
+        Weight of the KL of ``q(V)`` (averaged over features).
+    n_graph_positive_edges
+        Positive edges drawn from the whole graph at every step.
+    n_graph_negatives
+        Negative pairs per positive edge.
     """
 
     def __init__(
@@ -94,6 +118,12 @@ class MosaicVAE(BaseModuleClass):
         n_attention: int = 128,
         batch_discriminator: bool = True,
         modality_dropout: float = 0.2,
+        guidance_graph: sp.spmatrix | sp.sparray | None = None,
+        graph_weight: float = 0.9,
+        graph_loss_weight: float = 0.02,
+        graph_kl_weight: float = 0.01,
+        n_graph_positive_edges: int = 4096,
+        n_graph_negatives: int = 10,
     ):
         super().__init__()
         if not 0.0 <= modality_dropout < 1.0:
@@ -104,6 +134,26 @@ class MosaicVAE(BaseModuleClass):
         self.n_latent = n_latent
         self.likelihoods = dict(likelihoods)
         idf = idf or {}
+        self.feature_slices = {}
+        start = 0
+        for m in self.modality_names:
+            self.feature_slices[m] = (start, start + n_features[m])
+            start += n_features[m]
+        self.graph_encoder = None
+        if guidance_graph is not None:
+            if guidance_graph.shape != (start, start):
+                raise ValueError(
+                    f"The guidance graph has shape {guidance_graph.shape}; the modalities have "
+                    f"{start} features in all."
+                )
+            self.graph_encoder = GraphEncoder(
+                guidance_graph,
+                n_latent,
+                n_positive_edges=n_graph_positive_edges,
+                n_negatives=n_graph_negatives,
+            )
+        self.graph_loss_weight = graph_loss_weight
+        self.graph_kl_weight = graph_kl_weight
         self.encoders = nn.ModuleDict(
             {
                 m: ModalityEncoder(
@@ -131,6 +181,7 @@ class MosaicVAE(BaseModuleClass):
                     n_hidden=n_hidden_decoder,
                     n_layers=n_layers_decoder,
                     dropout_rate=dropout_rate,
+                    graph_weight=graph_weight if self.graph_encoder is not None else 0.0,
                 )
                 for m in self.modality_names
             }
@@ -208,13 +259,20 @@ class MosaicVAE(BaseModuleClass):
     ) -> dict:
         """Decode each modality for the cells that measured it.
 
-        Returns ``{"px": {modality: params}, "rows": {modality: row indices}}``.
+        Returns ``{"px": {modality: params}, "rows": {modality: row indices}}``, plus ``"qv"``
+        and ``"v"`` (posterior and sample of the feature embeddings) with a guidance graph.
         """
         if z.dim() != 2:
             raise ValueError("MosaicVAE.generative decodes one sample of z at a time.")
         batch_index = batch_index.reshape(-1).long()
         if transform_batch is not None:
             batch_index = torch.full_like(batch_index, int(transform_batch))
+        outputs = {}
+        v = None
+        if self.graph_encoder is not None:
+            qv = self.graph_encoder()
+            v = qv.rsample() if self.training else qv.loc
+            outputs.update(qv=qv, v=v)
         px, rows = {}, {}
         for i, m in enumerate(self.modality_names):
             idx = torch.nonzero(presence[:, i], as_tuple=True)[0]
@@ -224,8 +282,9 @@ class MosaicVAE(BaseModuleClass):
                 batch_index[idx],
                 library[m][idx],
                 None if cat_covs is None else cat_covs[idx],
+                None if v is None else v[slice(*self.feature_slices[m])],
             )
-        return {"px": px, "rows": rows}
+        return {"px": px, "rows": rows, **outputs}
 
     def loss(
         self,
@@ -240,7 +299,9 @@ class MosaicVAE(BaseModuleClass):
         Reconstruction is summed over features and modalities and KL over latent dimensions, per
         cell; both are averaged over the same cells. The discriminator's cross-entropy is added
         with weight 1; the encoder receives its gradient reversed and scaled by
-        ``adversarial_strength``.
+        ``adversarial_strength``. With a guidance graph, ``graph_loss_weight * n_features`` times
+        the graph NLL and ``graph_kl_weight`` times the KL of ``q(V)`` are added (logged as
+        ``graph_nll`` and ``graph_kl``).
         """
         qz = inference_outputs["qz"]
         n_cells = qz.loc.shape[0]
@@ -262,6 +323,14 @@ class MosaicVAE(BaseModuleClass):
             discriminator_loss = F.cross_entropy(logits, batch_index)
             loss = loss + discriminator_loss
             extra_metrics["discriminator_loss"] = discriminator_loss.detach()
+        if self.graph_encoder is not None:
+            graph_nll = self.graph_encoder.reconstruction_loss(generative_outputs["v"])
+            graph_kl = self.graph_encoder.kl_divergence(generative_outputs["qv"])
+            n_features = self.graph_encoder.n_features
+            loss = loss + self.graph_loss_weight * n_features * graph_nll
+            loss = loss + self.graph_kl_weight * graph_kl
+            extra_metrics["graph_nll"] = graph_nll.detach()
+            extra_metrics["graph_kl"] = graph_kl.detach()
         return LossOutput(
             loss=loss,
             reconstruction_loss=reconstruction,

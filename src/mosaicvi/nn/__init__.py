@@ -4,6 +4,7 @@ from mosaicvi.nn._decoder import ModalityDecoder
 from mosaicvi.nn._discriminator import BatchDiscriminator, reverse_gradient
 from mosaicvi.nn._encoder import ModalityEncoder
 from mosaicvi.nn._fusion import MaskedGatedAttention
+from mosaicvi.nn._graph_encoder import GraphEncoder
 from mosaicvi.nn._input_transforms import (
     CenteredLogRatio,
     LogNormalize,
@@ -15,6 +16,7 @@ from mosaicvi.nn._sparse import SparseInputLinear
 __all__ = [
     "BatchDiscriminator",
     "CenteredLogRatio",
+    "GraphEncoder",
     "LogNormalize",
     "MaskedGatedAttention",
     "ModalityDecoder",

@@ -22,8 +22,10 @@ _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
 class ModalityDecoder(nn.Module):
     """Decode z into the likelihood parameters of one modality.
 
-    ``eta = MLP(z [, covariates])``; ``logits = softplus(a_s) * eta + b_s`` with per-batch,
-    per-feature scale ``a_s`` and bias ``b_s`` (batch enters only here and in the dispersion).
+    ``eta = MLP(z [, covariates])``, or with feature embeddings ``V`` from a guidance graph the
+    hybrid ``eta = w * z V^T + (1 - w) * MLP(z)``; then ``logits = softplus(a_s) * eta + b_s``
+    with per-batch, per-feature scale ``a_s`` and bias ``b_s`` (batch enters only here and in the
+    dispersion).
 
     - ``"nb"`` / ``"zinb"``: mean ``softmax(logits) * library``, batch-specific inverse dispersion
       ``exp(log_theta_s)`` (and zero-inflation logits for ZINB).
@@ -50,6 +52,9 @@ class ModalityDecoder(nn.Module):
         Number of hidden layers.
     dropout_rate
         Dropout after each hidden layer.
+    graph_weight
+        Weight ``w`` of the inner product with the feature embeddings (0: plain MLP decoder, which
+        ignores any embeddings; 1: inner product only, no MLP).
     """
 
     def __init__(
@@ -63,8 +68,12 @@ class ModalityDecoder(nn.Module):
         n_hidden: int = 256,
         n_layers: int = 2,
         dropout_rate: float = 0.1,
+        graph_weight: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= graph_weight <= 1.0:
+            raise ValueError(f"`graph_weight` must be in [0, 1], got {graph_weight}.")
+        self.graph_weight = float(graph_weight)
         if likelihood not in ("nb", "zinb", "bernoulli"):
             raise ValueError(
                 f"Unknown likelihood {likelihood!r}; use 'nb', 'zinb' or 'bernoulli'."
@@ -72,8 +81,9 @@ class ModalityDecoder(nn.Module):
         self.likelihood = likelihood
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         n_in = n_latent + sum(self.n_cats_per_cov)
-        self.hidden = hidden_stack(n_in, n_hidden, n_layers, dropout_rate)
-        self.output = nn.Linear(n_hidden if n_layers > 0 else n_in, n_features)
+        if self.graph_weight < 1.0:
+            self.hidden = hidden_stack(n_in, n_hidden, n_layers, dropout_rate)
+            self.output = nn.Linear(n_hidden if n_layers > 0 else n_in, n_features)
         self.batch_scale = nn.Parameter(
             torch.full((n_batch, n_features), _SOFTPLUS_INVERSE_OF_ONE)
         )
@@ -92,18 +102,20 @@ class ModalityDecoder(nn.Module):
         batch_index: torch.Tensor,
         library: torch.Tensor,
         cat_covs: torch.Tensor | None = None,
+        feature_embeddings: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Likelihood parameters for cells ``z`` ``(n, n_latent)``.
 
-        ``batch_index`` is ``(n,)`` long; ``library`` ``(n,)`` is the library size to decode at.
+        ``batch_index`` is ``(n,)`` long; ``library`` ``(n,)`` is the library size to decode at;
+        ``feature_embeddings`` ``(n_features, n_latent)`` are this modality's rows of ``V``
+        (required when ``graph_weight > 0``).
         """
-        h = z
-        if self.n_cats_per_cov and cat_covs is not None:
-            one_hots = [
-                F.one_hot(cat_covs[:, i].long(), n) for i, n in enumerate(self.n_cats_per_cov)
-            ]
-            h = torch.cat([z, *[o.to(z.dtype) for o in one_hots]], dim=-1)
-        eta = self.output(self.hidden(h))
+        eta = self._mlp(z, cat_covs) if self.graph_weight < 1.0 else None
+        if self.graph_weight > 0.0:
+            if feature_embeddings is None:
+                raise ValueError("This decoder mixes in feature embeddings; pass them.")
+            inner = z @ feature_embeddings.T
+            eta = inner if eta is None else torch.lerp(eta, inner, self.graph_weight)
         # Per-batch tables are looked up with F.embedding: same values as row indexing, but its
         # backward is a sorted segment sum instead of a scatter-add over (cells x features),
         # which took an eighth of a training step.
@@ -122,6 +134,15 @@ class ModalityDecoder(nn.Module):
         if self.likelihood == "zinb":
             params["zi_logits"] = F.embedding(batch_index, self.zi_logits)
         return params
+
+    def _mlp(self, z: torch.Tensor, cat_covs: torch.Tensor | None) -> torch.Tensor:
+        h = z
+        if self.n_cats_per_cov and cat_covs is not None:
+            one_hots = [
+                F.one_hot(cat_covs[:, i].long(), n) for i, n in enumerate(self.n_cats_per_cov)
+            ]
+            h = torch.cat([z, *[o.to(z.dtype) for o in one_hots]], dim=-1)
+        return self.output(self.hidden(h))
 
     def _library_offset(self, library: torch.Tensor) -> torch.Tensor:
         """Bernoulli logit offset ``log(library / reference)`` of each cell."""

@@ -1,0 +1,208 @@
+"""MosaicVI with a guidance graph: alignment of the graph to the model, training, outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+import mosaicvi
+from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+
+
+def synthetic_links() -> pd.DataFrame:
+    """gene j - peak j..j+2 for the first 60 peaks, gene j - prot j for the 15 proteins."""
+    edges = [(f"gene{j}", f"peak{3 * j + k}") for j in range(20) for k in range(3)]
+    edges += [(f"gene{j}", f"prot{j}") for j in range(15)]
+    return pd.DataFrame(edges, columns=["source", "target"])
+
+
+def build_graph(mdata, modalities=None, key="guidance"):
+    links = synthetic_links()
+    if modalities is not None:
+        features = np.concatenate([mdata[m].var_names for m in modalities])
+        links = links[links["source"].isin(features) & links["target"].isin(features)]
+    return mosaicvi.data.guidance_graph(
+        mdata,
+        modalities,
+        gene_coordinates=None,
+        protein_to_gene=None,
+        links=links,
+        key=key,
+    )
+
+
+@pytest.fixture
+def graph_model(synthetic_mosaic, train_quick):
+    graph = build_graph(synthetic_mosaic)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph, n_latent=6)
+    return train_quick(model, max_epochs=3)
+
+
+def test_graph_losses_are_logged_and_finite(graph_model):
+    history = graph_model.history
+    for key in ("graph_nll_train", "graph_kl_train"):
+        values = history[key].to_numpy(dtype=float).ravel()
+        assert len(values) == 3
+        assert np.all(np.isfinite(values))
+    assert "guidance graph with 150 links" in graph_model._model_summary_string
+
+
+def test_feature_embeddings_are_named_and_written_to_varm(graph_model, synthetic_mosaic):
+    embeddings = graph_model.get_feature_embeddings(key_added="X_test")
+    assert list(embeddings) == ["rna", "atac", "adt"]
+    for m, frame in embeddings.items():
+        assert frame.index.equals(synthetic_mosaic[m].var_names)
+        assert frame.shape[1] == 6
+        np.testing.assert_allclose(synthetic_mosaic[m].varm["X_test"], frame.to_numpy())
+        assert "X_test_std" not in synthetic_mosaic[m].varm
+    stds = graph_model.get_feature_embeddings(return_std=True)
+    assert all((frame.to_numpy() > 0).all() for frame in stds.values())
+
+
+def test_feature_embeddings_need_a_graph(synthetic_mosaic, train_quick):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = train_quick(mosaicvi.MosaicVI(synthetic_mosaic), max_epochs=1)
+    assert model.module.graph_encoder is None
+    assert all(d.graph_weight == 0.0 for d in model.module.decoders.values())
+    with pytest.raises(ValueError, match="no guidance graph"):
+        model.get_feature_embeddings()
+
+
+def test_graph_by_key_and_save_load(synthetic_mosaic, train_quick, tmp_path):
+    build_graph(synthetic_mosaic, key="my_graph")
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph="my_graph", n_latent=4)
+    train_quick(model, max_epochs=1)
+    before = model.get_feature_embeddings()["atac"]
+    model.save(tmp_path / "model", save_anndata=False)
+    loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
+    pd.testing.assert_frame_equal(loaded.get_feature_embeddings()["atac"], before)
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(), model.get_latent_representation(), rtol=1e-5
+    )
+
+
+def test_graph_in_other_modality_order_is_realigned(synthetic_mosaic):
+    graph = build_graph(synthetic_mosaic, ["adt", "atac", "rna"], key=None)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph)
+    resolved = resolve_guidance_graph(graph, synthetic_mosaic, model.feature_names)
+    names = np.concatenate([model.feature_names[m] for m in model.modalities])
+    position = {name: i for i, name in enumerate(names)}
+    assert resolved.shape == (275, 275)
+    assert resolved[position["gene0"], position["peak2"]] == 1.0
+    assert resolved[position["peak2"], position["gene0"]] == 1.0
+    assert resolved[position["gene3"], position["prot3"]] == 1.0
+    assert resolved[position["gene3"], position["prot4"]] == 0.0
+    assert np.all(resolved.diagonal() == 1.0)
+    assert (resolved != resolved.T).nnz == 0
+
+
+def test_modality_missing_from_graph_gets_self_loops(synthetic_mosaic):
+    graph = build_graph(synthetic_mosaic, ["rna", "atac"], key=None)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph)
+    resolved = resolve_guidance_graph(graph, synthetic_mosaic, model.feature_names)
+    adt = slice(*model.module.feature_slices["adt"])
+    block = resolved[adt][:, :]
+    assert block.nnz == 15
+    assert np.all(block[:, adt].diagonal() == 1.0)
+
+
+def test_graph_on_other_features_is_refused(synthetic_mosaic):
+    graph = build_graph(synthetic_mosaic, key=None)
+    subset = synthetic_mosaic.copy()
+    subset.mod["atac"] = subset["atac"][:, :150].copy()
+    subset.update()
+    mosaicvi.MosaicVI.setup_mudata(subset, batch_key="batch")
+    with pytest.raises(ValueError, match="other 'atac' features"):
+        mosaicvi.MosaicVI(subset, guidance_graph=graph)
+
+
+def test_bad_guidance_graph_arguments(synthetic_mosaic):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    with pytest.raises(ValueError, match="no guidance graph under 'missing'"):
+        mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph="missing")
+    with pytest.raises(TypeError, match="GuidanceGraph"):
+        mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=sp.eye(275))
+
+
+def test_default_graph_weight_follows_pairing():
+    paired = np.array([[1, 1]] * 11 + [[1, 0]] * 5, dtype=bool)
+    diagonal = np.array([[1, 0]] * 20 + [[0, 1]] * 20 + [[1, 1]] * 3, dtype=bool)
+    assert default_graph_weight(paired) == 0.9
+    assert default_graph_weight(diagonal) == 0.99
+    assert default_graph_weight(np.ones((30, 1), dtype=bool)) == 0.99
+
+
+def test_graph_weight_reaches_decoders(synthetic_mosaic):
+    graph = build_graph(synthetic_mosaic, key=None)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph)
+    assert {d.graph_weight for d in model.module.decoders.values()} == {0.9}
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph, graph_weight=0.5)
+    assert {d.graph_weight for d in model.module.decoders.values()} == {0.5}
+
+
+def test_graph_loss_pulls_linked_embeddings_together(synthetic_mosaic, train_quick):
+    graph = build_graph(synthetic_mosaic, key=None)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    # The synthetic genes and peaks share no biology, so the data do not help the graph: a strong
+    # graph weight shows the loss itself moves the embeddings.
+    model = mosaicvi.MosaicVI(
+        synthetic_mosaic, guidance_graph=graph, n_latent=6, graph_loss_weight=0.5
+    )
+
+    def linked_minus_random() -> float:
+        v = torch.nn.functional.normalize(model.module.graph_encoder().loc.detach(), dim=1)
+        names = np.concatenate([model.feature_names[m] for m in model.modalities])
+        index = pd.Index(names)
+        links = synthetic_links()
+        s = index.get_indexer(links["source"])
+        t = index.get_indexer(links["target"])
+        rng = np.random.default_rng(0)
+        r = rng.integers(0, len(names), size=(2, 2000))
+        return float((v[s] * v[t]).sum(1).mean() - (v[r[0]] * v[r[1]]).sum(1).mean())
+
+    before = linked_minus_random()
+    train_quick(model, max_epochs=8, batch_size=64, lr=1e-2)
+    after = linked_minus_random()
+    nll = model.history["graph_nll_train"].to_numpy(dtype=float).ravel()
+    assert nll[-1] < nll[0]
+    assert after > before + 0.4
+
+
+def test_latent_from_chosen_modalities(synthetic_mosaic, train_quick):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = train_quick(mosaicvi.MosaicVI(synthetic_mosaic), max_epochs=1)
+    presence = synthetic_mosaic.obsm["_mosaicvi_presence"]
+    trimodal = np.flatnonzero(presence.all(axis=1).to_numpy())
+    full = model.get_latent_representation(indices=trimodal)
+    rna_only = model.get_latent_representation(indices=trimodal, modalities=["rna"])
+    assert rna_only.shape == full.shape
+    assert not np.allclose(rna_only, full)
+    rna_cells = np.flatnonzero((presence["rna"] & ~presence["atac"] & ~presence["adt"]).to_numpy())
+    np.testing.assert_allclose(
+        model.get_latent_representation(indices=rna_cells, modalities=["rna", "atac"]),
+        model.get_latent_representation(indices=rna_cells),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="measured none of"):
+        model.get_latent_representation(modalities=["atac"])
+    with pytest.raises(ValueError, match="must name some of"):
+        model.get_latent_representation(modalities=["protein"])
+
+
+def test_new_data_with_other_features_is_refused(synthetic_mosaic, train_quick):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = train_quick(mosaicvi.MosaicVI(synthetic_mosaic), max_epochs=1)
+    other = synthetic_mosaic.copy()
+    other.mod["rna"] = other["rna"][:, ::-1].copy()
+    other.update()
+    with pytest.raises(ValueError, match="Modality 'rna' of the data has other features"):
+        model.get_latent_representation(other)
