@@ -54,7 +54,8 @@ class ModalityDecoder(nn.Module):
         Dropout after each hidden layer.
     graph_weight
         Weight ``w`` of the inner product with the feature embeddings (0: plain MLP decoder, which
-        ignores any embeddings; 1: inner product only, no MLP).
+        ignores any embeddings; 1: inner product only, no MLP, so categorical covariates are not
+        used).
     """
 
     def __init__(
