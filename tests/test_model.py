@@ -409,6 +409,36 @@ def test_invalid_likelihoods_raise(synthetic_mosaic):
         small_model(mdata, likelihoods={"rna": "poisson"})
 
 
+def test_input_transforms_choice(snareseq_small):
+    mdata = snareseq_small()
+    MosaicVI.setup_mudata(mdata, batch_key="batch")
+    n_peaks = mdata["atac"].n_vars
+    default = small_model(mdata, n_lsi_components=7).module.encoders["atac"]
+    assert default.input_layer.weight.shape[0] == n_peaks
+    assert default.lsi_layer.in_features == 7
+    lsi = small_model(mdata, n_lsi_components=7, input_transforms={"atac": "lsi"})
+    assert lsi.module.encoders["atac"].input_layer.weight.shape[0] == 7
+    tfidf = small_model(mdata, input_transforms={"atac": "tfidf"}).module.encoders["atac"]
+    assert tfidf.input_layer.weight.shape[0] == n_peaks
+    assert tfidf.lsi_layer is None
+    with pytest.raises(ValueError, match="not a modality"):
+        small_model(mdata, input_transforms={"protein": "clr"})
+    with pytest.raises(ValueError, match="zscore"):
+        small_model(mdata, input_transforms={"rna": "zscore"})
+
+
+def test_decoder_bias_starts_at_average_profile(snareseq_small):
+    """Before training, decoding z = 0 gives each peak its average accessibility."""
+    mdata = snareseq_small()
+    MosaicVI.setup_mudata(mdata, batch_key="batch")
+    model = small_model(mdata)
+    atac = mdata["atac"].X
+    fraction = np.asarray((atac > 0).mean(0)).ravel()
+    bias = model.module.decoders["atac"].batch_bias.detach()
+    probability = torch.sigmoid(bias).numpy()
+    assert np.allclose(probability, fraction[None, :], atol=0.01)
+
+
 def test_single_batch_trains_without_discriminator(synthetic_mosaic, train_quick):
     mdata = synthetic_mosaic
     MosaicVI.setup_mudata(mdata)

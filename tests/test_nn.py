@@ -211,7 +211,7 @@ def test_clr_values():
 def test_make_input_transform():
     assert isinstance(make_input_transform("log_normalize"), LogNormalize)
     assert isinstance(make_input_transform("clr"), CenteredLogRatio)
-    assert isinstance(make_input_transform("tfidf", idf_for(3)), TfIdf)
+    assert isinstance(make_input_transform("tfidf", {"idf": idf_for(3)}), TfIdf)
     with pytest.raises(ValueError, match="idf"):
         make_input_transform("tfidf")
     with pytest.raises(ValueError, match="Unknown input transform"):
@@ -223,7 +223,7 @@ def test_encoder_sparse_equals_dense(transform):
     torch.manual_seed(0)
     x = random_counts()
     encoder = ModalityEncoder(
-        x.shape[1], make_input_transform(transform, idf_for(9)), n_hidden=8, n_layers=2
+        x.shape[1], make_input_transform(transform, {"idf": idf_for(9)}), n_hidden=8, n_layers=2
     )
     encoder.eval()
     torch.testing.assert_close(encoder(x.to_sparse_csr()), encoder(x))

@@ -32,9 +32,10 @@ DEFAULT_LIKELIHOOD: Final = {
     "counts": "nb",
 }
 #: Input transform each kind uses by default (see :mod:`mosaicvi.nn._input_transforms`).
+INPUT_TRANSFORMS: Final = ("log_normalize", "tfidf", "lsi", "tfidf_lsi", "clr")
 DEFAULT_INPUT_TRANSFORM: Final = {
     "rna": "log_normalize",
-    "atac": "tfidf",
+    "atac": "tfidf_lsi",
     "adt": "clr",
     "counts": "log_normalize",
 }

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
+import scvi
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
 from mosaicvi._constants import (
     DEFAULT_INPUT_TRANSFORM,
     DEFAULT_LIKELIHOOD,
     FEATURE_NAMES_REGISTRY_KEY,
+    INPUT_TRANSFORMS,
     LIKELIHOODS,
     PRESENCE_KEY,
     modality_registry_key,
@@ -22,6 +23,8 @@ from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_nam
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
+from mosaicvi.model._input_statistics import library_reference as library_reference_of
 from mosaicvi.model._outputs import MosaicOutputsMixin
 from mosaicvi.module import MosaicVAE
 from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
@@ -41,6 +44,29 @@ logger = logging.getLogger(__name__)
 def default_max_epochs(n_obs: int) -> int:
     """Epochs when ``max_epochs`` is not given: ~1.2 million cell visits, between 20 and 400."""
     return int(np.clip(round(1_200_000 / max(n_obs, 1)), 20, 400))
+
+
+def per_modality_choice(
+    argument: str,
+    kinds: Mapping[str, str],
+    defaults: Mapping[str, str],
+    overrides: Mapping[str, str] | None,
+    allowed: tuple[str, ...],
+) -> dict[str, str]:
+    """Per-modality option: the default of each modality's kind, updated from ``overrides``.
+
+    Raises a ValueError naming ``argument`` for an unknown modality or value.
+    """
+    chosen = {m: defaults[kind] for m, kind in kinds.items()}
+    for m, value in (overrides or {}).items():
+        if m not in kinds:
+            raise ValueError(
+                f"`{argument}` names {m!r}, not a modality of the model: {list(kinds)}."
+            )
+        if value not in allowed:
+            raise ValueError(f"`{argument}[{m!r}]` is {value!r}; use one of {allowed}.")
+        chosen[m] = value
+    return chosen
 
 
 class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -77,6 +103,14 @@ class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseMode
     likelihoods
         Modality name -> ``"nb"``, ``"zinb"`` or ``"bernoulli"``, overriding the defaults
         (NB for RNA, ADT and generic counts; Bernoulli for ATAC).
+    input_transforms
+        Modality name -> encoder input transform, overriding the defaults: ``"log_normalize"``
+        (RNA, generic counts), ``"tfidf_lsi"`` (ATAC: the binarised TF-IDF of every peak and its
+        LSI components, fitted on the training cells, each through its own first layer),
+        ``"lsi"`` (the LSI components only), ``"tfidf"`` (the per-peak TF-IDF only) or ``"clr"``
+        (ADT). The decoders always model the raw counts.
+    n_lsi_components
+        Number of LSI components of ``"lsi"`` inputs.
     batch_discriminator
         Train the batch discriminator on the latent space (needs more than one batch).
     modality_dropout
@@ -130,6 +164,8 @@ class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseMode
         n_layers_decoder: int = 2,
         dropout_rate: float = 0.1,
         likelihoods: Mapping[str, str] | None = None,
+        input_transforms: Mapping[str, str] | None = None,
+        n_lsi_components: int = 50,
         batch_discriminator: bool = True,
         modality_dropout: float = 0.2,
         guidance_graph: GuidanceGraph | str | None = None,
@@ -138,32 +174,24 @@ class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseMode
     ):
         super().__init__(adata)
         kinds = self.modalities
-        chosen = {m: DEFAULT_LIKELIHOOD[kind] for m, kind in kinds.items()}
-        for m, likelihood in (likelihoods or {}).items():
-            if m not in kinds:
-                raise ValueError(
-                    f"`likelihoods` names {m!r}, not a modality of the model: {list(kinds)}."
-                )
-            if likelihood not in LIKELIHOODS:
-                raise ValueError(
-                    f"`likelihoods[{m!r}]` is {likelihood!r}; use one of {LIKELIHOODS}."
-                )
-            chosen[m] = likelihood
-        transforms = {m: DEFAULT_INPUT_TRANSFORM[kind] for m, kind in kinds.items()}
+        chosen = per_modality_choice(
+            "likelihoods", kinds, DEFAULT_LIKELIHOOD, likelihoods, LIKELIHOODS
+        )
+        transforms = per_modality_choice(
+            "input_transforms", kinds, DEFAULT_INPUT_TRANSFORM, input_transforms, INPUT_TRANSFORMS
+        )
         presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
         presence = np.asarray(presence, dtype=bool)
-        n_features, idf, library_reference = {}, {}, {}
+        n_features, transform_params, library_reference, decoder_bias = {}, {}, {}, {}
         for i, m in enumerate(kinds):
             counts = self.adata_manager.get_from_registry(modality_registry_key(m))
             n_features[m] = counts.shape[1]
             measured = counts[presence[:, i]]
-            if chosen[m] == "bernoulli":
-                library_reference[m] = float(np.median(np.diff(measured.indptr)))
-            else:
-                library_reference[m] = float(np.median(np.asarray(measured.sum(1)).ravel()))
-            if transforms[m] == "tfidf":
-                document_frequency = np.bincount(measured.indices, minlength=counts.shape[1])
-                idf[m] = torch.as_tensor(measured.shape[0] / (1.0 + document_frequency))
+            library_reference[m] = library_reference_of(measured, chosen[m])
+            decoder_bias[m] = initial_decoder_bias(measured, chosen[m])
+            transform_params[m] = input_transform_params(
+                transforms[m], measured, n_lsi_components, seed=scvi.settings.seed or 0
+            )
         graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
         if graph_weight == "auto":
             graph_weight = default_graph_weight(presence)
@@ -176,7 +204,8 @@ class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseMode
             likelihoods=chosen,
             input_transforms=transforms,
             library_reference=library_reference,
-            idf=idf,
+            transform_params=transform_params,
+            decoder_bias=decoder_bias,
             n_cats_per_cov=n_cats_per_cov,
             n_latent=n_latent,
             n_hidden=n_hidden,

@@ -53,11 +53,14 @@ class MosaicVAE(BaseModuleClass):
     likelihoods
         Modality name -> ``"nb"``, ``"zinb"`` or ``"bernoulli"``.
     input_transforms
-        Modality name -> ``"log_normalize"``, ``"tfidf"`` or ``"clr"``.
+        Modality name -> ``"log_normalize"``, ``"tfidf"``, ``"lsi"`` or ``"clr"``.
     library_reference
         Modality name -> typical library size (decoding at a fixed library; Bernoulli offsets).
-    idf
-        Modality name -> inverse document frequency per feature, for ``"tfidf"`` modalities.
+    transform_params
+        Modality name -> fitted parameters of its input transform (``idf`` for ``"tfidf"``;
+        ``idf`` and ``loadings`` for ``"lsi"``; see :func:`~mosaicvi.nn.make_input_transform`).
+    decoder_bias
+        Modality name -> starting per-feature decoder bias (the average profile's logits).
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
     n_latent
@@ -107,7 +110,8 @@ class MosaicVAE(BaseModuleClass):
         likelihoods: Mapping[str, str],
         input_transforms: Mapping[str, str],
         library_reference: Mapping[str, float],
-        idf: Mapping[str, torch.Tensor] | None = None,
+        transform_params: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+        decoder_bias: Mapping[str, torch.Tensor] | None = None,
         n_cats_per_cov: list[int] | None = None,
         n_latent: int = 20,
         n_hidden: int = 256,
@@ -133,7 +137,7 @@ class MosaicVAE(BaseModuleClass):
         self.n_batch = n_batch
         self.n_latent = n_latent
         self.likelihoods = dict(likelihoods)
-        idf = idf or {}
+        transform_params = transform_params or {}
         self.feature_slices = {}
         start = 0
         for m in self.modality_names:
@@ -158,7 +162,7 @@ class MosaicVAE(BaseModuleClass):
             {
                 m: ModalityEncoder(
                     n_features[m],
-                    make_input_transform(input_transforms[m], idf.get(m)),
+                    make_input_transform(input_transforms[m], transform_params.get(m)),
                     n_hidden=n_hidden,
                     n_layers=n_layers_encoder,
                     dropout_rate=dropout_rate,
@@ -182,6 +186,7 @@ class MosaicVAE(BaseModuleClass):
                     n_layers=n_layers_decoder,
                     dropout_rate=dropout_rate,
                     graph_weight=graph_weight if self.graph_encoder is not None else 0.0,
+                    initial_bias=(decoder_bias or {}).get(m),
                 )
                 for m in self.modality_names
             }

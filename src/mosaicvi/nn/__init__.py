@@ -9,6 +9,8 @@ from mosaicvi.nn._input_transforms import (
     CenteredLogRatio,
     LogNormalize,
     TfIdf,
+    TfIdfLsi,
+    TfIdfWithLsi,
     make_input_transform,
 )
 from mosaicvi.nn._sparse import SparseInputLinear
@@ -23,6 +25,8 @@ __all__ = [
     "ModalityEncoder",
     "SparseInputLinear",
     "TfIdf",
+    "TfIdfLsi",
+    "TfIdfWithLsi",
     "make_input_transform",
     "reverse_gradient",
 ]

@@ -56,6 +56,9 @@ class ModalityDecoder(nn.Module):
         Weight ``w`` of the inner product with the feature embeddings (0: plain MLP decoder, which
         ignores any embeddings; 1: inner product only, no MLP, so categorical covariates are not
         used).
+    initial_bias
+        ``(n_features,)`` starting value of every batch's bias ``b_s`` (e.g. the logits of the
+        average profile); zeros when ``None``.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class ModalityDecoder(nn.Module):
         n_layers: int = 2,
         dropout_rate: float = 0.1,
         graph_weight: float = 0.0,
+        initial_bias: torch.Tensor | None = None,
     ):
         super().__init__()
         if not 0.0 <= graph_weight <= 1.0:
@@ -88,7 +92,13 @@ class ModalityDecoder(nn.Module):
         self.batch_scale = nn.Parameter(
             torch.full((n_batch, n_features), _SOFTPLUS_INVERSE_OF_ONE)
         )
-        self.batch_bias = nn.Parameter(torch.zeros(n_batch, n_features))
+        if initial_bias is None:
+            initial_bias = torch.zeros(n_features)
+        if initial_bias.shape != (n_features,):
+            raise ValueError(
+                f"`initial_bias` has shape {tuple(initial_bias.shape)}, expected ({n_features},)."
+            )
+        self.batch_bias = nn.Parameter(initial_bias.float().expand(n_batch, -1).clone())
         self.register_buffer(
             "log_library_reference", torch.tensor(math.log(max(library_reference, 1.0)))
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mosaicvi.nn._input_transforms import TfIdfWithLsi
 from mosaicvi.nn._mlp import hidden_stack
 from mosaicvi.nn._sparse import SparseInputLinear
 
@@ -38,7 +39,12 @@ class ModalityEncoder(nn.Module):
         if n_layers < 1:
             raise ValueError("`n_layers` of an encoder must be at least 1.")
         self.transform = transform
-        self.input_layer = SparseInputLinear(n_features, n_hidden)
+        # ``lsi`` changes the width (``n_output``); ``tfidf_lsi`` returns (per-feature, LSI) views,
+        # each with its own first layer, summed.
+        self.two_views = isinstance(transform, TfIdfWithLsi)
+        n_input = n_features if self.two_views else getattr(transform, "n_output", n_features)
+        self.input_layer = SparseInputLinear(n_input, n_hidden)
+        self.lsi_layer = nn.Linear(transform.n_output, n_hidden) if self.two_views else None
         self.input_block = nn.Sequential(
             nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate)
         )
@@ -48,4 +54,8 @@ class ModalityEncoder(nn.Module):
         """Embed dense or CSR counts ``(n_cells, n_features)`` into ``(n_cells, n_hidden)``."""
         with torch.no_grad():
             x = self.transform(x)
-        return self.hidden(self.input_block(self.input_layer(x)))
+        if self.two_views:
+            h = self.input_layer(x[0]) + self.lsi_layer(x[1])
+        else:
+            h = self.input_layer(x)
+        return self.hidden(self.input_block(h))

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
-from mosaicvi.nn._sparse import is_sparse, row_ids, row_nnz, row_sums, to_dense, with_values
+from mosaicvi.nn._sparse import (
+    is_sparse,
+    row_ids,
+    row_nnz,
+    row_sums,
+    sparse_matmul,
+    to_dense,
+    with_values,
+)
 
 
 class LogNormalize(nn.Module):
@@ -40,6 +50,47 @@ class TfIdf(nn.Module):
         return torch.log1p((x > 0).to(x.dtype) * tf[:, None] * self.idf)
 
 
+class TfIdfLsi(nn.Module):
+    """Latent semantic indexing: binarised TF-IDF (as :class:`TfIdf`) projected on fitted loadings.
+
+    ``u = TfIdf(x) @ loadings``, then each cell's components are standardised (mean 0, SD 1
+    across components), as Signac and GLUE do. ``loadings`` ``(n_features, n_components)`` are
+    the right singular vectors divided by their singular values, fitted on the training cells
+    (:func:`mosaicvi.model.fit_lsi`), so the encoder sees a dense, low-dimensional input that
+    pools every open peak of a cell, which a cell with a few dozen open peaks needs.
+    """
+
+    def __init__(self, idf: torch.Tensor, loadings: torch.Tensor, scale: float = 1e4):
+        super().__init__()
+        self.tfidf = TfIdf(idf, scale=scale)
+        self.register_buffer("loadings", loadings.float())
+
+    @property
+    def n_output(self) -> int:
+        """Number of LSI components the transform returns."""
+        return self.loadings.shape[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Project dense or CSR counts ``(n_cells, n_features)`` to ``(n_cells, n_components)``."""
+        tfidf = self.tfidf(x)
+        u = sparse_matmul(tfidf, self.loadings) if is_sparse(tfidf) else tfidf @ self.loadings
+        u = u - u.mean(-1, keepdim=True)
+        return u / u.std(-1, keepdim=True).clamp(min=1e-6)
+
+
+class TfIdfWithLsi(TfIdfLsi):
+    """Both views of ATAC: the binarised TF-IDF of every peak and its LSI components.
+
+    Returns ``(tfidf, lsi)`` (CSR input stays CSR in the first): the encoder applies one linear
+    layer to each and adds them, so it keeps every peak's detail (which paired cells can teach)
+    and the pooled, denoised LSI coordinates (which carry cells with few open peaks).
+    """
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(TF-IDF, standardised LSI components)`` of dense or CSR counts."""
+        return self.tfidf(x), super().forward(x)
+
+
 class CenteredLogRatio(nn.Module):
     """Centred log-ratio ``log1p(x) - mean(log1p(x))`` per cell (ADT); zero rows stay zero."""
 
@@ -49,14 +100,27 @@ class CenteredLogRatio(nn.Module):
         return logged - logged.mean(-1, keepdim=True)
 
 
-def make_input_transform(name: str, idf: torch.Tensor | None = None) -> nn.Module:
-    """Build the transform called ``name`` (``log_normalize``, ``tfidf`` or ``clr``)."""
+def make_input_transform(name: str, params: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """Build the transform called ``name``.
+
+    ``"log_normalize"`` and ``"clr"`` take no parameters; ``"tfidf"`` needs ``params["idf"]``
+    and ``"lsi"`` / ``"tfidf_lsi"`` ``params["idf"]`` and ``params["loadings"]`` (both fitted on
+    training data).
+    """
+    params = params or {}
     if name == "log_normalize":
         return LogNormalize()
-    if name == "tfidf":
-        if idf is None:
-            raise ValueError("The 'tfidf' input transform needs the per-feature `idf`.")
-        return TfIdf(idf)
     if name == "clr":
         return CenteredLogRatio()
-    raise ValueError(f"Unknown input transform {name!r}; use 'log_normalize', 'tfidf' or 'clr'.")
+    if name in ("tfidf", "lsi", "tfidf_lsi"):
+        if "idf" not in params:
+            raise ValueError(f"The {name!r} input transform needs the per-feature `idf`.")
+        if name == "tfidf":
+            return TfIdf(params["idf"])
+        if "loadings" not in params:
+            raise ValueError("The 'lsi' input transform needs the fitted `loadings`.")
+        cls = TfIdfLsi if name == "lsi" else TfIdfWithLsi
+        return cls(params["idf"], params["loadings"])
+    raise ValueError(
+        f"Unknown input transform {name!r}; use 'log_normalize', 'tfidf', 'lsi', 'tfidf_lsi' or 'clr'."
+    )

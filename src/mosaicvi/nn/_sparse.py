@@ -74,6 +74,17 @@ def select_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     )
 
 
+def sparse_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight`` for CSR ``x``, as an embedding bag over each row's non-zero columns."""
+    return F.embedding_bag(
+        x.col_indices(),
+        weight,
+        x.crow_indices()[:-1],
+        mode="sum",
+        per_sample_weights=x.values(),
+    )
+
+
 class SparseInputLinear(nn.Module):
     """``x @ W + b`` that costs O(non-zeros) when ``x`` is a sparse CSR tensor.
 
@@ -91,11 +102,4 @@ class SparseInputLinear(nn.Module):
         """Apply the layer to dense or CSR ``x`` of shape ``(n_cells, n_in)``."""
         if not is_sparse(x):
             return x @ self.weight + self.bias
-        out = F.embedding_bag(
-            x.col_indices(),
-            self.weight,
-            x.crow_indices()[:-1],
-            mode="sum",
-            per_sample_weights=x.values(),
-        )
-        return out + self.bias
+        return sparse_matmul(x, self.weight) + self.bias
