@@ -189,3 +189,74 @@ def snareseq_small(_snareseq_small_base):
 def snareseq_batches(_snareseq_small_base) -> list[str]:
     """The 12 batch names of SNARE-seq, sorted."""
     return list(_snareseq_small_base[1])
+
+
+def _digest(value) -> str:
+    """A content hash of a matrix, DataFrame or other value (type, dtype and format included)."""
+    import hashlib
+
+    h = hashlib.sha1(type(value).__name__.encode())
+    if sp.issparse(value):
+        h.update(f"{value.format}{value.dtype}{value.shape}".encode())
+        for part in (value.tocsr().indptr, value.tocsr().indices, value.tocsr().data):
+            h.update(np.ascontiguousarray(part).tobytes())
+    elif isinstance(value, np.ndarray):
+        h.update(f"{value.dtype}{value.shape}".encode())
+        h.update(
+            np.ascontiguousarray(value).tobytes()
+            if value.dtype != object
+            else repr(value.tolist()).encode()
+        )
+    elif isinstance(value, pd.DataFrame | pd.Series | pd.Index):
+        h.update(repr(value.dtypes if isinstance(value, pd.DataFrame) else value.dtype).encode())
+        h.update(
+            pd.util.hash_pandas_object(
+                value.astype(object)
+                if not isinstance(value, pd.Index)
+                else pd.Series(value.astype(object)),
+                index=True,
+            )
+            .to_numpy()
+            .tobytes()
+        )
+        if isinstance(value, pd.DataFrame):
+            h.update(repr(list(value.columns)).encode())
+    else:
+        h.update(repr(value).encode())
+    return h.hexdigest()
+
+
+def _fingerprint_adata(adata: ad.AnnData) -> dict:
+    state = {
+        "shape": adata.shape,
+        "backed": adata.isbacked,
+        "X": "backed" if adata.isbacked else _digest(adata.X),
+        "obs": _digest(adata.obs),
+        "var": _digest(adata.var),
+        "uns": sorted(adata.uns),
+    }
+    for attr in ("layers", "obsm", "varm", "obsp", "varp"):
+        mapping = getattr(adata, attr)
+        state[attr] = {k: _digest(mapping[k]) for k in mapping}
+    return state
+
+
+@pytest.fixture(scope="session")
+def fingerprint():
+    """Function: a comparable summary of every part of an AnnData or MuData (content hashes)."""
+
+    def _fingerprint(data) -> dict:
+        if isinstance(data, mudata.MuData):
+            state = {
+                "obs": _digest(data.obs),
+                "var": _digest(data.var),
+                "obsm": {k: _digest(data.obsm[k]) for k in data.obsm},
+                "varm": {k: _digest(data.varm[k]) for k in data.varm},
+                "varp": {k: _digest(data.varp[k]) for k in data.varp},
+                "uns": sorted(data.uns),
+                "mod": {m: _fingerprint_adata(a) for m, a in data.mod.items()},
+            }
+            return state
+        return _fingerprint_adata(data)
+
+    return _fingerprint

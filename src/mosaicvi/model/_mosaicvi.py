@@ -26,6 +26,7 @@ from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_grap
 from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
 from mosaicvi.model._outputs import MosaicOutputsMixin
+from mosaicvi.model._safe_io import SafeSaveLoadMixin
 from mosaicvi.module import MosaicVAE
 from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
 
@@ -69,7 +70,9 @@ def per_modality_choice(
     return chosen
 
 
-class MosaicVI(MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class MosaicVI(
+    SafeSaveLoadMixin, MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
+):
     """Mosaic multimodal VAE: one latent space for cells measured with any subset of modalities.
 
     Each modality has its own input transform and encoder; a masked gated-attention layer fuses

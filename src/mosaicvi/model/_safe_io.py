@@ -1,0 +1,342 @@
+"""Model files that cannot run code: tensors for ``torch.load(weights_only=True)`` plus JSON.
+
+scvi-tools saves a model as one pickle (``model.pt``) and loads it with an unrestricted
+``torch.load`` (``weights_only`` off), so opening a model file from someone else can run any code
+they put in it. :class:`SafeSaveLoadMixin` replaces ``save``/``load`` with two files:
+
+- ``mosaicvi_weights.pt``: the module's ``state_dict`` (tensors only), read with
+  ``torch.load(weights_only=True)``, whose unpickler refuses anything but tensors and plain
+  containers;
+- ``mosaicvi_model.json``: a manifest with the model class, versions, init parameters, the
+  scvi-tools registry (numpy arrays and pandas objects written as tagged JSON, see
+  :mod:`mosaicvi.model._json_codec`) and the training attributes (history, splits).
+
+The guidance graph a model was built with lives in the graph encoder's buffers, so it is rebuilt
+from the weights at load time and the data need not carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anndata
+import mudata
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from mudata import MuData
+from scvi.data import AnnDataManager
+
+from mosaicvi._compat import parse_device_args
+from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
+from mosaicvi.data._anndata_layout import data_feature_names
+from mosaicvi.data._guidance_graph import GuidanceGraph
+from mosaicvi.model._json_codec import decode, encode
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FILE = "mosaicvi_model.json"
+WEIGHTS_FILE = "mosaicvi_weights.pt"
+MDATA_FILE = "mdata.h5mu"
+ADATA_FILE = "adata.h5ad"
+#: Version of the file layout; bumped when the manifest changes incompatibly.
+FORMAT_VERSION = 1
+#: Marker written in place of a guidance graph in the init parameters (rebuilt from weights).
+GRAPH_FROM_WEIGHTS = "<guidance graph: rebuilt from the graph encoder weights>"
+_GRAPH_PREFIX = "graph_encoder."
+_RESERVED_ATTRIBUTES = ("init_params_", "registry_")
+
+
+class SafeSaveLoadMixin:
+    """``save``/``load`` through tensors-only weights and a JSON manifest (no pickles)."""
+
+    def save(
+        self,
+        dir_path: str | os.PathLike,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        **anndata_write_kwargs,
+    ) -> None:
+        """Save the model: weights (tensors only) and a JSON manifest, optionally the data.
+
+        Parameters
+        ----------
+        dir_path
+            Directory to write to (created if needed).
+        prefix
+            Prefix of the file names.
+        overwrite
+            Write into an existing directory, replacing the model files.
+        save_anndata
+            Also write the model's data (``mdata.h5mu`` or ``adata.h5ad``).
+        **anndata_write_kwargs
+            Passed to the data's ``write``.
+
+        Examples
+        --------
+        >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
+        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
+        """
+        directory = Path(dir_path)
+        if directory.exists() and not overwrite:
+            raise ValueError(
+                f"{directory} already exists; pass `overwrite=True` or choose another directory."
+            )
+        attributes = {
+            name: value
+            for name, value in self._get_user_attributes()
+            if name.endswith("_") and name not in _RESERVED_ATTRIBUTES
+        }
+        manifest = {
+            "format": "mosaicvi-model",
+            "format_version": FORMAT_VERSION,
+            "model_class": type(self).__name__,
+            "versions": {p: version(p) for p in ("mosaicvi", "scvi-tools", "torch")},
+            "init_params": encode(self._init_params_for_file(), "init_params_"),
+            "registry": encode(self.registry_, "registry_"),
+            "attributes": _encode_attributes(attributes),
+        }
+        state = {name: tensor.detach().cpu() for name, tensor in self.module.state_dict().items()}
+        directory.mkdir(parents=True, exist_ok=True)
+        prefix = prefix or ""
+        torch.save(state, directory / f"{prefix}{WEIGHTS_FILE}")
+        text = json.dumps(manifest, indent=1, allow_nan=False)
+        (directory / f"{prefix}{MANIFEST_FILE}").write_text(text, encoding="utf-8")
+        if save_anndata:
+            name = MDATA_FILE if isinstance(self.adata, MuData) else ADATA_FILE
+            self.adata.write(directory / f"{prefix}{name}", **anndata_write_kwargs)
+
+    def _init_params_for_file(self) -> dict:
+        params = {group: dict(values) for group, values in self.init_params_.items()}
+        if params.get("non_kwargs", {}).get("guidance_graph") is not None:
+            params["non_kwargs"]["guidance_graph"] = GRAPH_FROM_WEIGHTS
+        return params
+
+    @classmethod
+    def load(
+        cls,
+        dir_path: str | os.PathLike,
+        adata: MuData | AnnData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+    ):
+        """Load a model saved by :meth:`save`, without unpickling anything.
+
+        Parameters
+        ----------
+        dir_path
+            Directory the model was saved to.
+        adata
+            Data with the training features (same modalities, names and order); it is set up like
+            the training data. ``None``: the data saved with the model (``save_anndata=True``).
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
+        device
+            Device index or ``"auto"``.
+        prefix
+            Prefix of the file names.
+
+        Raises
+        ------
+        ValueError
+            If the directory holds no mosaicvi model files (a pickled scvi-tools ``model.pt`` is
+            refused), if the weights file holds anything but tensors, or if the data's features
+            differ from the saved ones (the message lists what differs).
+
+        Examples
+        --------
+        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
+        """
+        directory, prefix = Path(dir_path), prefix or ""
+        manifest = _read_manifest(directory, prefix)
+        if manifest["model_class"] != cls.__name__:
+            raise ValueError(
+                f"{directory} holds a {manifest['model_class']} model, not a {cls.__name__}."
+            )
+        registry = decode(manifest["registry"], "registry")
+        state = _read_weights(directory / f"{prefix}{WEIGHTS_FILE}")
+        if adata is None:
+            adata = _read_saved_data(directory, prefix, registry)
+        check_saved_features(adata, registry)
+        _, _, torch_device = parse_device_args(
+            accelerator=accelerator, devices=device, return_device="torch"
+        )
+        getattr(cls, registry["setup_method_name"])(
+            adata, source_registry=registry, **registry["setup_args"]
+        )
+        params = decode(manifest["init_params"], "init_params")
+        non_kwargs = dict(params.get("non_kwargs", {}))
+        if non_kwargs.get("guidance_graph") is not None:
+            non_kwargs["guidance_graph"] = graph_from_weights(state, registry)
+        kwargs = {k: v for group in params.get("kwargs", {}).values() for k, v in group.items()}
+        model = cls(adata, **non_kwargs, **kwargs)
+        for name, value in decode(manifest["attributes"], "attributes").items():
+            setattr(model, name, value)
+        model.module.load_state_dict(state)
+        model.to_device(torch_device)
+        model.module.eval()
+        model._validate_anndata(adata)
+        return model
+
+    @classmethod
+    def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
+        """The scvi-tools registry saved with a model (read from its JSON manifest)."""
+        return decode(_read_manifest(Path(dir_path), prefix or "")["registry"], "registry")
+
+    @classmethod
+    def view_setup_args(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> None:
+        """Print the arguments the saved model's data was set up with."""
+        AnnDataManager.view_setup_method_args(cls.load_registry(dir_path, prefix))
+
+    @classmethod
+    def convert_legacy_save(cls, *args, **kwargs) -> None:
+        """Not supported: legacy scvi-tools files are pickles, which mosaicvi does not open."""
+        raise NotImplementedError(
+            "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
+            "code). Train the model again, or load it in a trusted session and `save()` it."
+        )
+
+
+def _encode_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    encoded = {}
+    for name, value in attributes.items():
+        try:
+            encoded[name] = encode(value, name)
+        except TypeError as error:
+            warnings.warn(f"Not saved with the model: {error}", UserWarning, stacklevel=3)
+    return encoded
+
+
+def _read_manifest(directory: Path, prefix: str) -> dict:
+    path = directory / f"{prefix}{MANIFEST_FILE}"
+    if not path.exists():
+        pickled = directory / f"{prefix}model.pt"
+        if pickled.exists():
+            raise ValueError(
+                f"{directory} holds a pickled scvi-tools model file ({pickled.name}) and no "
+                f"{MANIFEST_FILE}. mosaicvi does not unpickle model files, since that can run "
+                "arbitrary code; save the model again with this version of mosaicvi."
+            )
+        raise ValueError(f"{directory} holds no mosaicvi model ({path.name} is missing).")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a valid mosaicvi manifest: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != "mosaicvi-model":
+        raise ValueError(f"{path} is not a mosaicvi model manifest.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format version {manifest.get('format_version')}; this mosaicvi reads "
+            f"version {FORMAT_VERSION}. Use the mosaicvi version that saved it."
+        )
+    return manifest
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``; anything but a dict of tensors is refused, never executed."""
+    if not path.exists():
+        raise ValueError(f"The model weights {path} are missing.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} holds objects other than tensors, so it was not loaded (unpickling them "
+            "could run arbitrary code). Only load model files from sources you trust, and "
+            f"re-save them with `model.save()`. Details: {str(error).splitlines()[0]}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ValueError(f"{path} is not a mosaicvi weights file (a dict of named tensors).")
+    return state
+
+
+def _read_saved_data(directory: Path, prefix: str, registry: dict) -> MuData | AnnData:
+    is_mudata = registry.get("setup_method_name") == "setup_mudata"
+    path = directory / f"{prefix}{MDATA_FILE if is_mudata else ADATA_FILE}"
+    if not path.exists():
+        raise ValueError(
+            f"No data was saved with the model in {directory}; pass it: "
+            f"`{registry.get('model_name', 'MosaicVI')}.load(dir_path, adata=mdata)`."
+        )
+    return mudata.read_h5mu(path) if is_mudata else anndata.read_h5ad(path)
+
+
+def check_saved_features(adata: MuData | AnnData, registry: dict) -> None:
+    """Raise a ValueError listing, per modality, how the data's features differ from the saved.
+
+    Parameters
+    ----------
+    adata
+        Data given to :meth:`SafeSaveLoadMixin.load`.
+    registry
+        The registry saved with the model.
+    """
+    saved = registry.get(FEATURE_NAMES_REGISTRY_KEY)
+    if saved is None:
+        raise ValueError("The saved registry has no feature names; the model file is damaged.")
+    given = data_feature_names(adata, registry["setup_args"])
+    problems = []
+    for m, names in saved.items():
+        names = pd.Index(names)
+        if m not in given:
+            problems.append(f"modality {m!r} is missing from the data")
+            continue
+        have = pd.Index(given[m]).astype(str)
+        if have.equals(names):
+            continue
+        missing, extra = names.difference(have), have.difference(names)
+        if len(missing) or len(extra):
+            problems.append(
+                f"modality {m!r}: {len(missing)} saved features missing from the data "
+                f"(e.g. {missing[:3].tolist()}), {len(extra)} features not in the model "
+                f"(e.g. {extra[:3].tolist()})"
+            )
+        else:
+            problems.append(f"modality {m!r}: the same features in another order")
+    if problems:
+        raise ValueError(
+            "The data does not match the features the model was saved with: "
+            + "; ".join(problems)
+            + ". Subset and order each modality like the model, e.g. "
+            "`mdata.mod['rna'] = mdata['rna'][:, names].copy()` with the names from "
+            "`MosaicVI.load_registry(dir_path)['mosaicvi_feature_names']['rna']`."
+        )
+
+
+def graph_from_weights(state: dict[str, torch.Tensor], registry: dict) -> GuidanceGraph:
+    """The model-order guidance graph stored in the graph encoder's edge buffers."""
+    try:
+        source, target, weight, sign = (
+            state[f"{_GRAPH_PREFIX}{name}"].numpy()
+            for name in ("edge_source", "edge_target", "edge_weight", "edge_sign")
+        )
+    except KeyError as error:
+        raise ValueError(f"The weights lack the guidance graph buffer {error}.") from None
+    names = registry[FEATURE_NAMES_REGISTRY_KEY]
+    kinds = dict(registry["setup_args"]["modalities"])
+    features = pd.Index(np.concatenate([np.asarray(names[m], dtype=object) for m in kinds]))
+    n = len(features)
+    weights = sp.csr_matrix((weight.astype(np.float32), (source, target)), shape=(n, n))
+    signs = sp.csr_matrix((sign.astype(np.int8), (source, target)), shape=(n, n))
+    modality = np.repeat(list(kinds), [len(names[m]) for m in kinds])
+    return GuidanceGraph(
+        weights=weights,
+        signs=signs,
+        feature_names=features,
+        modality_of_feature=pd.Series(pd.Categorical(modality), index=features),
+        kinds=kinds,
+    )
