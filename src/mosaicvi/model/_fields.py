@@ -32,6 +32,25 @@ def _field_classes(is_mudata: bool) -> tuple[type, type, type]:
     return fields.ObsmField, fields.CategoricalObsField, fields.CategoricalJointObsField
 
 
+def _labels_field(
+    is_mudata: bool, labels_key: str | None, unlabeled_category: str | None, scope: dict
+) -> fields.BaseAnnDataField:
+    """Plain categorical labels, or labels with an unlabelled category (semi-supervised)."""
+    if unlabeled_category is None:
+        cls = fields.MuDataCategoricalObsField if is_mudata else fields.CategoricalObsField
+        return cls(REGISTRY_KEYS.LABELS_KEY, labels_key, **scope)
+    if labels_key is None:
+        raise ValueError(
+            "`unlabeled_category` was given without `labels_key`; name the labels column too."
+        )
+    cls = (
+        fields.MuDataLabelsWithUnlabeledObsField
+        if is_mudata
+        else fields.LabelsWithUnlabeledObsField
+    )
+    return cls(REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category, **scope)
+
+
 def obs_keys(
     batch_key: str | None, labels_key: str | None, categorical_covariate_keys: list[str] | None
 ) -> dict[str, str | None]:
@@ -73,7 +92,9 @@ def register_layout(
     anndata_fields += [
         obsm_field(PRESENCE_KEY, PRESENCE_OBSM_KEY, **scope),
         categorical_field(REGISTRY_KEYS.BATCH_KEY, batch_key, **scope),
-        categorical_field(REGISTRY_KEYS.LABELS_KEY, labels_key, **scope),
+        _labels_field(
+            is_mudata, labels_key, setup_method_args["setup_args"].get("unlabeled_category"), scope
+        ),
         joint_field(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys, **scope),
     ]
     manager = AnnDataManager(

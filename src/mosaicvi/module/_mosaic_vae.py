@@ -9,18 +9,20 @@ import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
-from torch.distributions import Normal, kl_divergence
 
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.nn import (
     BatchDiscriminator,
     GraphEncoder,
-    MaskedGatedAttention,
+    LatentClassifier,
+    MixturePrior,
     ModalityDecoder,
     ModalityEncoder,
+    StandardNormalPrior,
+    make_fusion,
     make_input_transform,
 )
-from mosaicvi.nn._sparse import row_nnz, row_sums, select_rows
+from mosaicvi.nn._sparse import gather_rows, row_nnz, row_sums
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,10 +33,18 @@ if TYPE_CHECKING:
 class MosaicVAE(BaseModuleClass):
     """Multimodal VAE over whichever modalities each cell has.
 
-    ``x_m -> transform_m -> encoder_m -> e_m``; masked gated attention over the present ``e_m``
-    gives ``q(z | x_available)``; ``p(z) = N(0, I)``; for each modality a decoder with batch-specific
-    per-feature affine and likelihood reconstructs the counts of the cells that measured it. A
-    batch discriminator behind a gradient-reversal layer removes batch from ``z``.
+    ``x_m -> transform_m -> encoder_m -> e_m``; a fusion of the present ``e_m`` (masked gated
+    attention by default, or a product, mixture or mixture of products of Gaussian experts) gives
+    ``q(z | x_available)``; the prior is ``N(0, I)`` or mmAAVI's mixture prior; for each modality a
+    decoder with batch-specific per-feature affine and likelihood reconstructs the counts of the
+    cells that measured it. A batch discriminator behind a gradient-reversal layer removes batch
+    from ``z``. With labels, a classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained
+    on the labelled cells.
+
+    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample from
+    every component of a cell, each decoding all the cell's modalities, weighted by the component
+    weight. ``inference`` returns these samples (``"z_strata"``), the cell of each
+    (``"cell_index"``) and its weight (``"sample_weight"``); ``generative`` decodes them.
 
     With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` gives every feature an embedding
     ``v_f`` in the latent space, the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``)
@@ -100,6 +110,23 @@ class MosaicVAE(BaseModuleClass):
         Positive edges drawn from the whole graph at every step.
     n_graph_negatives
         Negative pairs per positive edge.
+    fusion
+        ``"attention"``, ``"poe"``, ``"moe"`` or ``"mopoe"`` (see :func:`~mosaicvi.nn.make_fusion`).
+    prior
+        ``"normal"`` (``N(0, I)``) or ``"mixture"`` (:class:`~mosaicvi.nn.MixturePrior`).
+    n_clusters
+        Components of the mixture prior (at least ``n_labels``).
+    n_labels
+        Number of label classes for semi-supervised training (0: no labels). Label codes
+        ``0 .. n_labels - 1`` are classes; any other code (scvi-tools puts the unlabelled
+        category last) marks an unlabelled cell.
+    classification_weight
+        Weight of the cross-entropy of the labelled cells (mean over the labelled cells of a
+        minibatch).
+    cross_modal_weight
+        Weight of the cross-modal term: for cells with several modalities, each modality ``i``
+        alone is fused into ``q(z | x_i)`` and a sample decodes every other modality ``j`` the cell
+        has; its NLL (mean over cells) is added to the loss. ``0`` disables it.
     """
 
     def __init__(
@@ -128,8 +155,18 @@ class MosaicVAE(BaseModuleClass):
         graph_kl_weight: float = 0.01,
         n_graph_positive_edges: int = 4096,
         n_graph_negatives: int = 10,
+        fusion: str = "attention",
+        prior: str = "normal",
+        n_clusters: int | None = None,
+        n_labels: int = 0,
+        classification_weight: float = 10.0,
+        cross_modal_weight: float = 0.0,
     ):
         super().__init__()
+        if prior not in ("normal", "mixture"):
+            raise ValueError(f"`prior` is {prior!r}; use 'normal' or 'mixture'.")
+        if cross_modal_weight < 0:
+            raise ValueError(f"`cross_modal_weight` must be >= 0, got {cross_modal_weight}.")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"`modality_dropout` must be in [0, 1), got {modality_dropout}.")
         self.modality_dropout = modality_dropout
@@ -170,9 +207,25 @@ class MosaicVAE(BaseModuleClass):
                 for m in self.modality_names
             }
         )
-        self.fusion = MaskedGatedAttention(n_hidden, n_attention)
-        self.z_mean = nn.Linear(n_hidden, n_latent)
-        self.z_var = nn.Linear(n_hidden, n_latent)
+        self.fusion_name = fusion
+        self.fusion = make_fusion(fusion, self.modality_names, n_hidden, n_latent, n_attention)
+        self.n_labels = n_labels
+        self.classification_weight = classification_weight
+        self.cross_modal_weight = cross_modal_weight
+        self.prior_name = prior
+        self.classifier = None
+        if prior == "mixture":
+            n_clusters = n_clusters or max(n_labels, 10)
+            if n_clusters < n_labels:
+                raise ValueError(
+                    f"`n_clusters` ({n_clusters}) must be at least the number of labels "
+                    f"({n_labels})."
+                )
+            self.prior = MixturePrior(n_latent, n_clusters)
+        else:
+            self.prior = StandardNormalPrior()
+            if n_labels > 0:
+                self.classifier = LatentClassifier(n_latent, n_labels)
         self.decoders = nn.ModuleDict(
             {
                 m: ModalityDecoder(
@@ -206,12 +259,14 @@ class MosaicVAE(BaseModuleClass):
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
     ) -> dict:
+        cells = inference_outputs["cell_index"]
+        cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
         return {
-            "z": inference_outputs["z"],
-            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
-            "library": inference_outputs["library"],
-            "presence": inference_outputs["presence"],
-            "cat_covs": tensors.get(REGISTRY_KEYS.CAT_COVS_KEY),
+            "z": inference_outputs["z_strata"],
+            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY][cells],
+            "library": {m: lib[cells] for m, lib in inference_outputs["library"].items()},
+            "presence": inference_outputs["presence"][cells],
+            "cat_covs": None if cat_covs is None else cat_covs[cells],
         }
 
     def library_size(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -229,25 +284,58 @@ class MosaicVAE(BaseModuleClass):
         nothing_left = ~kept.any(dim=1, keepdim=True)
         return torch.where(nothing_left, present, kept)
 
+    @property
+    def is_semi_supervised(self) -> bool:
+        """Whether the module is trained with (some) cell labels."""
+        return self.n_labels > 0
+
+    def class_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the labels (or clusters, for the mixture prior) given ``z``."""
+        if self.prior_name == "mixture":
+            return self.prior.cluster_logits(z)
+        if self.classifier is None:
+            raise ValueError("This module has neither labels nor a mixture prior.")
+        return self.classifier(z)
+
+    def cell_labels(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Label code of each cell, ``-1`` for unlabelled cells (``None`` without labels)."""
+        if not self.is_semi_supervised:
+            return None
+        codes = tensors[REGISTRY_KEYS.LABELS_KEY].reshape(-1).long()
+        return torch.where(codes < self.n_labels, codes, torch.full_like(codes, -1))
+
     @auto_move_data
     def inference(
         self, x: dict[str, torch.Tensor], presence: torch.Tensor, n_samples: int = 1
     ) -> dict:
-        """Encode the present modalities and fuse them into ``q(z | x_available)``."""
+        """Encode the present modalities and fuse them into ``q(z | x_available)``.
+
+        ``"qz"`` is the posterior (moment-matched for mixtures), ``"z"`` one sample per cell (or
+        ``n_samples``), ``"posterior"`` the :class:`~mosaicvi.nn.FusedPosterior` and
+        ``"attention"`` the per-modality weights; ``"z_strata"``, ``"cell_index"`` and
+        ``"sample_weight"`` are the stratified samples the loss decodes.
+        """
         present = presence > 0.5
         embeddings = torch.stack([self.encoders[m](x[m]) for m in self.modality_names], dim=1)
-        fused, attention = self.fusion(embeddings, self.encoder_presence(present))
-        qz_m = self.z_mean(fused)
-        qz_v = F.softplus(self.z_var(fused)) + 1e-4
-        qz = Normal(qz_m, qz_v.sqrt())
-        z = qz.rsample() if n_samples == 1 else qz.rsample((n_samples,))
+        posterior = self.fusion(embeddings, self.encoder_presence(present))
+        qz = posterior.moment_matched()
+        z_strata, cell_index, sample_weight = posterior.stratified_sample()
+        if n_samples == 1:
+            z = z_strata if posterior.n_components == 1 else posterior.sample()
+        else:
+            z = posterior.sample(n_samples)
         library = {m: self.library_size(m, x[m]) for m in self.modality_names}
         return {
             "z": z,
             "qz": qz,
-            "qzm": qz_m,
-            "qzv": qz_v,
-            "attention": attention,
+            "qzm": qz.loc,
+            "qzv": qz.scale.square(),
+            "posterior": posterior,
+            "attention": posterior.modality_weights,
+            "embeddings": embeddings,
+            "z_strata": z_strata,
+            "cell_index": cell_index,
+            "sample_weight": sample_weight,
             "library": library,
             "presence": present,
         }
@@ -306,22 +394,44 @@ class MosaicVAE(BaseModuleClass):
         with weight 1; the encoder receives its gradient reversed and scaled by
         ``adversarial_strength``. With a guidance graph, ``graph_loss_weight * n_features`` times
         the graph NLL and ``graph_kl_weight`` times the KL of ``q(V)`` are added (logged as
-        ``graph_nll`` and ``graph_kl``).
+        ``graph_nll`` and ``graph_kl``). With labels, ``classification_weight`` times the mean
+        cross-entropy of the labelled cells (``classification_loss``); with
+        ``cross_modal_weight > 0``, that times the cross-modal NLL (``cross_modal_loss``).
+        Reconstruction and KL of mixture posteriors are stratified estimates (see the class).
         """
         qz = inference_outputs["qz"]
         n_cells = qz.loc.shape[0]
+        cell_index = inference_outputs["cell_index"]
+        sample_weight = inference_outputs["sample_weight"]
         reconstruction = {}
         for m in self.modality_names:
             rows = generative_outputs["rows"][m]
-            x = select_rows(tensors[modality_registry_key(m)], rows)
+            cells = cell_index[rows]
+            x = gather_rows(tensors[modality_registry_key(m)], cells)
             nll = self.decoders[m].negative_log_likelihood(x, generative_outputs["px"][m])
-            reconstruction[m] = qz.loc.new_zeros(n_cells).index_add(0, rows, nll)
-        kl_z = kl_divergence(qz, Normal(torch.zeros_like(qz.loc), torch.ones_like(qz.scale))).sum(
-            -1
+            reconstruction[m] = qz.loc.new_zeros(n_cells).index_add(
+                0, cells, nll * sample_weight[rows]
+            )
+        labels = self.cell_labels(tensors)
+        kl_local = self.prior.kl_terms(
+            inference_outputs["posterior"],
+            inference_outputs["z_strata"],
+            cell_index,
+            sample_weight,
+            labels,
         )
-        elbo_loss = torch.stack(list(reconstruction.values())).sum(0) + kl_weight * kl_z
+        kl_total = torch.stack(list(kl_local.values())).sum(0)
+        elbo_loss = torch.stack(list(reconstruction.values())).sum(0) + kl_weight * kl_total
         loss = elbo_loss.mean()
         extra_metrics = {}
+        if labels is not None:
+            classification = self.classification_loss(inference_outputs, labels)
+            loss = loss + self.classification_weight * classification
+            extra_metrics["classification_loss"] = classification.detach()
+        if self.cross_modal_weight > 0:
+            cross_modal = self.cross_modal_loss(tensors, inference_outputs, generative_outputs)
+            loss = loss + self.cross_modal_weight * cross_modal
+            extra_metrics["cross_modal_loss"] = cross_modal.detach()
         if self.discriminator is not None:
             batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
             logits = self.discriminator(qz.loc, adversarial_strength)
@@ -339,6 +449,62 @@ class MosaicVAE(BaseModuleClass):
         return LossOutput(
             loss=loss,
             reconstruction_loss=reconstruction,
-            kl_local={"kl_z": kl_z},
+            kl_local=kl_local,
             extra_metrics=extra_metrics,
         )
+
+    def classification_loss(self, inference_outputs: dict, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of ``q(label | z)`` over the labelled cells (0 when there are none).
+
+        Uses the stratified samples of ``z`` (each weighted by its component weight), as mmAAVI
+        trains ``q(c | z)`` on the sample rather than the mean.
+        """
+        z = inference_outputs["z_strata"]
+        cell_index = inference_outputs["cell_index"]
+        row_labels = labels[cell_index]
+        rows = torch.nonzero(row_labels >= 0, as_tuple=True)[0]
+        if rows.numel() == 0:
+            return z.new_zeros(())
+        cross_entropy = F.cross_entropy(
+            self.class_logits(z[rows]), row_labels[rows], reduction="none"
+        )
+        weighted = (cross_entropy * inference_outputs["sample_weight"][rows]).sum()
+        return weighted / (labels >= 0).sum()
+
+    def cross_modal_loss(
+        self, tensors: dict[str, torch.Tensor], inference_outputs: dict, generative_outputs: dict
+    ) -> torch.Tensor:
+        """Mean over cells of the NLL of each modality ``j`` decoded from ``q(z | x_i)``, ``i != j``.
+
+        Only cells with several modalities contribute (0 for the others); each modality alone is
+        passed through the fusion (its expert, for the product and mixture fusions).
+        """
+        embeddings = inference_outputs["embeddings"]
+        present = inference_outputs["presence"]
+        batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
+        cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
+        v = generative_outputs.get("v")
+        total = embeddings.new_zeros(embeddings.shape[0])
+        multi = present.sum(1) > 1
+        for i in range(len(self.modality_names)):
+            cells = torch.nonzero(present[:, i] & multi, as_tuple=True)[0]
+            if cells.numel() == 0:
+                continue
+            only_i = torch.zeros_like(present[cells])
+            only_i[:, i] = True
+            z = self.fusion(embeddings[cells], only_i).sample()
+            for j, m in enumerate(self.modality_names):
+                rows = torch.nonzero(present[cells, j], as_tuple=True)[0] if j != i else None
+                if rows is None or rows.numel() == 0:
+                    continue
+                target = cells[rows]
+                px = self.decoders[m](
+                    z[rows],
+                    batch_index[target],
+                    inference_outputs["library"][m][target],
+                    None if cat_covs is None else cat_covs[target],
+                    None if v is None else v[slice(*self.feature_slices[m])],
+                )
+                x = gather_rows(tensors[modality_registry_key(m)], target)
+                total = total.index_add(0, target, self.decoders[m].negative_log_likelihood(x, px))
+        return total.mean()

@@ -1,9 +1,29 @@
-"""Masked gated-attention fusion of the modality embeddings a cell has (mmAAVI's auto-scaling)."""
+"""Fusion of the modality embeddings a cell has into ``q(z | x_available)``, chosen by name.
+
+``"attention"`` (default): masked gated attention (mmAAVI's auto-scaling attention);
+``"poe"``: product of Gaussian experts with a prior expert; ``"moe"``: mixture of experts;
+``"mopoe"``: mixture of products of experts. Every fusion ignores the modalities a cell lacks and
+reports each modality's weight in each cell's posterior.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Final
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from mosaicvi.nn._mixture_of_experts import MixtureOfExperts
+from mosaicvi.nn._mixture_of_products import MixtureOfProductsOfExperts
+from mosaicvi.nn._posterior import FusedPosterior
+from mosaicvi.nn._product_of_experts import MIN_VARIANCE, ProductOfExperts
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Fusion names accepted by :func:`make_fusion` (and ``MosaicVI(fusion=...)``).
+FUSIONS: Final = ("attention", "poe", "moe", "mopoe")
 
 
 class MaskedGatedAttention(nn.Module):
@@ -45,3 +65,57 @@ class MaskedGatedAttention(nn.Module):
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
         fused = torch.einsum("nm,nmh->nh", weights, embeddings)
         return fused, weights
+
+
+class AttentionFusion(nn.Module):
+    """Masked gated attention over the embeddings, then one Gaussian head: ``q(z | x)``.
+
+    The modality weights are the attention weights.
+
+    Parameters
+    ----------
+    n_input
+        Size of each modality embedding.
+    n_latent
+        Dimension of z.
+    n_attention
+        Width of the attention scorer.
+    """
+
+    def __init__(self, n_input: int, n_latent: int, n_attention: int = 128):
+        super().__init__()
+        self.attention = MaskedGatedAttention(n_input, n_attention)
+        self.z_mean = nn.Linear(n_input, n_latent)
+        self.z_var = nn.Linear(n_input, n_latent)
+
+    def forward(self, embeddings: torch.Tensor, presence: torch.Tensor) -> FusedPosterior:
+        """Posterior from ``embeddings`` ``(n_cells, n_modalities, n_input)`` and ``presence``."""
+        fused, weights = self.attention(embeddings, presence)
+        variance = F.softplus(self.z_var(fused)) + MIN_VARIANCE
+        return FusedPosterior.gaussian(self.z_mean(fused), variance.sqrt(), weights)
+
+
+def make_fusion(
+    name: str, modalities: Sequence[str], n_input: int, n_latent: int, n_attention: int = 128
+) -> nn.Module:
+    """The fusion module called ``name`` (one of :data:`FUSIONS`).
+
+    Each maps embeddings ``(n_cells, n_modalities, n_input)`` and a boolean presence mask to a
+    :class:`~mosaicvi.nn.FusedPosterior`.
+
+    Examples
+    --------
+    >>> fusion = make_fusion("poe", ["rna", "atac"], n_input=8, n_latent=4)
+    >>> posterior = fusion(torch.randn(3, 2, 8), torch.tensor([[1, 1], [1, 0], [0, 1]]).bool())
+    >>> posterior.modality_weights.sum(1)
+    tensor([1.0000, 1.0000, 1.0000], grad_fn=<SumBackward1>)
+    """
+    if name == "attention":
+        return AttentionFusion(n_input, n_latent, n_attention)
+    if name == "poe":
+        return ProductOfExperts(modalities, n_input, n_latent)
+    if name == "moe":
+        return MixtureOfExperts(modalities, n_input, n_latent)
+    if name == "mopoe":
+        return MixtureOfProductsOfExperts(modalities, n_input, n_latent)
+    raise ValueError(f"`fusion` is {name!r}; use one of {FUSIONS}.")

@@ -103,3 +103,27 @@ class SparseInputLinear(nn.Module):
         if not is_sparse(x):
             return x @ self.weight + self.bias
         return sparse_matmul(x, self.weight) + self.bias
+
+
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of ``x`` in that order (repeats allowed), in the layout of ``x``.
+
+    Unlike :func:`select_rows`, the rows left out may hold values (e.g. a subset of the cells
+    that measured a modality, or the same cell once per mixture component).
+    """
+    if not is_sparse(x):
+        return x[rows]
+    crow = x.crow_indices()
+    starts = crow[rows]
+    counts = crow[rows + 1] - starts
+    new_crow = torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)])
+    total = int(new_crow[-1])
+    offsets = torch.arange(total, device=x.device) - torch.repeat_interleave(new_crow[:-1], counts)
+    index = torch.repeat_interleave(starts, counts) + offsets
+    return torch.sparse_csr_tensor(
+        new_crow,
+        x.col_indices()[index],
+        x.values()[index],
+        size=(len(rows), x.shape[1]),
+        device=x.device,
+    )

@@ -1,6 +1,7 @@
 """Training: the training plan and the data splitter of :class:`~mosaicvi.MosaicVI`."""
 
 from mosaicvi.train._data_splitter import SparseDataSplitter
+from mosaicvi.train._labelled_splitter import SemiSupervisedDataSplitter
 from mosaicvi.train._training_plan import MosaicTrainingPlan
 
-__all__ = ["MosaicTrainingPlan", "SparseDataSplitter"]
+__all__ = ["MosaicTrainingPlan", "SemiSupervisedDataSplitter", "SparseDataSplitter"]
