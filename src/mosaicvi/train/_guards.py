@@ -1,0 +1,151 @@
+"""Training guards: stop on a non-finite loss with a diagnosis, keep the best weights so far."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss (the message names the term and likely causes)."""
+
+
+class NonFiniteLossGuard(Callback):
+    """Stop training at the first minibatch whose loss is NaN or infinite.
+
+    The minibatch is evaluated once more without gradients to find which loss term is not
+    finite (each modality's reconstruction, the KL, the discriminator and graph terms), and the
+    error names it together with the likely cause: weights that already diverged (learning rate
+    too high) or input values that overflow the likelihood (data that are not raw counts).
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Check the loss of the step that just ran."""
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise NonFiniteLossError(diagnose(pl_module, batch, trainer.current_epoch, batch_idx))
+        bad = non_finite_parameters(pl_module.module)
+        if bad:
+            raise NonFiniteLossError(
+                f"Training stopped at epoch {trainer.current_epoch}, minibatch {batch_idx}: the "
+                f"update made weights non-finite (e.g. {bad[:2]}) although the loss was finite. "
+                f"{_LR_ADVICE.format(lr=getattr(pl_module, 'lr', None))} The model was not "
+                "marked as trained."
+            )
+
+
+_LR_ADVICE = "The updates diverged: lower the learning rate (`lr`, now {lr}), e.g. by 10x."
+
+
+def non_finite_parameters(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters holding NaN or infinite values (one device sync in all)."""
+    named = list(module.named_parameters())
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu().numpy()
+    return [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
+
+
+def diagnose(pl_module, batch: dict, epoch: int, batch_idx: int) -> str:
+    """Message naming the non-finite loss terms of ``batch`` and the likely cause."""
+    bad_parameters = non_finite_parameters(pl_module.module)
+    with torch.no_grad():
+        _, _, loss_output = pl_module.forward(batch, loss_kwargs=pl_module.loss_kwargs)
+    terms = _loss_terms(loss_output)
+    bad_terms = [name for name, value in terms.items() if not math.isfinite(value)]
+    where = f"Training stopped at epoch {epoch}, minibatch {batch_idx}: the loss is not finite"
+    named = f" ({', '.join(bad_terms)})" if bad_terms else ""
+    lr = getattr(pl_module, "lr", None)
+    if bad_parameters:
+        cause = f"The weights are non-finite (e.g. {bad_parameters[:2]}). " + _LR_ADVICE.format(
+            lr=lr
+        )
+    else:
+        cause = (
+            "The weights are finite, so the input most likely overflows the likelihood: check "
+            "that the modalities named hold raw counts (not normalised or scaled values, no "
+            "extreme outliers) and choose the raw-count layer with `layers=`. A learning rate "
+            f"that is too high (`lr`, now {lr}) can also cause this."
+        )
+    return f"{where}{named}. {cause} The model was not marked as trained."
+
+
+def _loss_terms(loss_output) -> dict[str, float]:
+    """Each term of an scvi-tools LossOutput as a float (per modality where it is a dict)."""
+    terms = {"loss": loss_output.loss}
+    for kind in ("reconstruction_loss", "kl_local", "kl_global"):
+        value = getattr(loss_output, kind, None)
+        if isinstance(value, dict):
+            terms.update({f"{kind}[{k!r}]": v for k, v in value.items()})
+        elif value is not None:
+            terms[kind] = value
+    terms.update(loss_output.extra_metrics or {})
+    return {
+        name: float(torch.as_tensor(value, dtype=torch.float64).sum())
+        for name, value in terms.items()
+        if isinstance(value, torch.Tensor | float | int)
+    }
+
+
+class BestWeightsKeeper(Callback):
+    """Keep a copy of the weights of the best epoch so far; restore them if training is interrupted.
+
+    The monitored value is the validation ELBO when validation runs, else the training ELBO.
+    On ``KeyboardInterrupt`` the module gets the best weights back and :attr:`interrupted` is set,
+    so the caller can finish the model as trained.
+    """
+
+    def __init__(self, monitors: tuple[str, ...] = ("elbo_validation", "elbo_train")):
+        self.monitors = monitors
+        self.best_value = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.interrupted = False
+        self.trainer: pl.Trainer | None = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Copy the weights when the monitored ELBO improved."""
+        self.trainer = trainer
+        for name in self.monitors:
+            value = trainer.callback_metrics.get(name)
+            if value is None:
+                continue
+            value = float(value)
+            if math.isfinite(value) and value < self.best_value:
+                self.best_value, self.best_epoch = value, trainer.current_epoch
+                self.best_state = copy.deepcopy(pl_module.module.state_dict())
+            return
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """On ``KeyboardInterrupt``, put the best weights back into the module."""
+        self.trainer = trainer
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+            if self.best_state is not None:
+                pl_module.module.load_state_dict(self.best_state)
+
+
+class ResumeCheckpoint(Callback):
+    """Write ``last.ckpt`` (weights, optimiser and loop state) to ``dirpath`` after every epoch.
+
+    ``model.train(ckpt_path=f"{dirpath}/last.ckpt")`` resumes from it. Lightning reads
+    checkpoints with ``torch.load``'s default (``weights_only``); only resume from checkpoints you
+    wrote.
+    """
+
+    def __init__(self, dirpath: str | os.PathLike):
+        self.path = Path(dirpath) / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Overwrite the checkpoint with the state at the end of this epoch."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(self.path)
