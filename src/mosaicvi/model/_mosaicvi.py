@@ -25,10 +25,12 @@ from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
 from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
+from mosaicvi.model._labels import LabelsMixin
 from mosaicvi.model._outputs import MosaicOutputsMixin
 from mosaicvi.model._safe_io import SafeSaveLoadMixin
+from mosaicvi.model._safe_training import SafeTrainingMixin
 from mosaicvi.module import MosaicVAE
-from mosaicvi.train import MosaicTrainingPlan, SparseDataSplitter
+from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -71,7 +73,13 @@ def per_modality_choice(
 
 
 class MosaicVI(
-    SafeSaveLoadMixin, MosaicOutputsMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass
+    SafeSaveLoadMixin,
+    SafeTrainingMixin,
+    LabelsMixin,
+    MosaicOutputsMixin,
+    VAEMixin,
+    UnsupervisedTrainingMixin,
+    BaseModelClass,
 ):
     """Mosaic multimodal VAE: one latent space for cells measured with any subset of modalities.
 
@@ -127,6 +135,25 @@ class MosaicVI(
         Weight ``w`` of ``z V^T`` in the hybrid decoders. ``"auto"``: 0.9 when some modalities
         are measured together in more than 10 cells, 0.99 when no cell pairs them (diagonal
         integration), as mmAAVI.
+    fusion
+        How the modalities a cell has are combined into ``q(z | x)``: ``"attention"`` (masked
+        gated attention, default), ``"poe"`` (product of Gaussian experts with a prior expert),
+        ``"moe"`` (mixture of experts, stratified sampling, as MMVAE) or ``"mopoe"`` (mixture of
+        products of every subset of experts). Each ignores missing modalities;
+        :meth:`get_attention_weights` returns each modality's weight (attention, precision share
+        or mixture weight).
+    prior
+        ``"normal"`` (``N(0, I)``, default) or ``"mixture"`` (mmAAVI's mixture prior with
+        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`).
+    n_clusters
+        Clusters of the mixture prior (default: the number of label classes when the data was set
+        up with ``unlabeled_category``, else 10).
+    classification_weight
+        Weight of the labelled cells' cross-entropy (semi-supervised training, see
+        ``unlabeled_category`` in :meth:`setup_mudata`).
+    cross_modal_weight
+        Weight of an extra cross-modal term: for cells with several modalities, each modality
+        alone is encoded and decodes the others (0, default: off).
     **module_kwargs
         Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``graph_loss_weight``,
         ``n_graph_negatives``).
@@ -155,7 +182,7 @@ class MosaicVI(
 
     _module_cls = MosaicVAE
     _training_plan_cls = MosaicTrainingPlan
-    _data_splitter_cls = SparseDataSplitter
+    _data_splitter_cls = SemiSupervisedDataSplitter
 
     def __init__(
         self,
@@ -173,6 +200,11 @@ class MosaicVI(
         modality_dropout: float = 0.2,
         guidance_graph: GuidanceGraph | str | None = None,
         graph_weight: float | Literal["auto"] = "auto",
+        fusion: Literal["attention", "poe", "moe", "mopoe"] = "attention",
+        prior: Literal["normal", "mixture"] = "normal",
+        n_clusters: int | None = None,
+        classification_weight: float = 10.0,
+        cross_modal_weight: float = 0.0,
         **module_kwargs,
     ):
         super().__init__(adata)
@@ -220,6 +252,12 @@ class MosaicVI(
             modality_dropout=modality_dropout,
             guidance_graph=graph,
             graph_weight=graph_weight,
+            fusion=fusion,
+            prior=prior,
+            n_clusters=n_clusters,
+            n_labels=len(self.label_classes),
+            classification_weight=classification_weight,
+            cross_modal_weight=cross_modal_weight,
             **module_kwargs,
         )
         graph_summary = (
@@ -230,7 +268,9 @@ class MosaicVI(
         self._model_summary_string = (
             f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
             f"{self.summary_stats.n_batch} batches; n_latent {n_latent}; "
-            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {graph_summary}."
+            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {graph_summary}; "
+            f"fusion {fusion}, prior {prior}"
+            + (f", {len(self.label_classes)} label classes." if self.label_classes else ".")
         )
         self.init_params_ = self._get_init_params(locals())
 
@@ -256,6 +296,7 @@ class MosaicVI(
         batch_key: str | None = None,
         labels_key: str | None = None,
         categorical_covariate_keys: list[str] | None = None,
+        unlabeled_category: str | None = None,
         **kwargs,
     ) -> None:
         """Register a paired or unpaired (mosaic) MuData.
@@ -284,6 +325,10 @@ class MosaicVI(
             Column with cell labels (optional).
         categorical_covariate_keys
             Columns with extra categorical covariates, given to the decoders.
+        unlabeled_category
+            Value of ``labels_key`` that marks unlabelled cells. When given, the model is trained
+            semi-supervised on the other cells' labels and :meth:`predict` labels every cell;
+            without it, labels are registered but not used for training.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
 
@@ -310,6 +355,7 @@ class MosaicVI(
         feature_type_key: str | None = "feature_types",
         modality: str = "rna",
         categorical_covariate_keys: list[str] | None = None,
+        unlabeled_category: str | None = None,
         **kwargs,
     ) -> None:
         """Register one AnnData: a single modality, or several concatenated along ``var``.
@@ -336,6 +382,9 @@ class MosaicVI(
             Kind of the single modality when there is no ``feature_type_key`` column.
         categorical_covariate_keys
             Columns with extra categorical covariates, given to the decoders.
+        unlabeled_category
+            Value of ``labels_key`` that marks unlabelled cells (semi-supervised training, see
+            :meth:`setup_mudata`).
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
