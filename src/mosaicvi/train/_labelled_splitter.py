@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from scvi import REGISTRY_KEYS
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, default_convert
 
 from mosaicvi.train._data_splitter import SparseDataSplitter
 
@@ -115,6 +115,9 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
         sampler = LabelledBatchSampler(
             self.labelled[self.train_idx], batch_size, self.labelled_fraction
         )
+        # The sampler yields whole minibatches: the loader fetches one per step (batch of one
+        # minibatch), which ``_single_minibatch`` unwraps.
+        kwargs["collate_fn"] = _single_minibatch
         return self.data_loader_cls(
             self.adata_manager,
             indices=self.train_idx,
@@ -123,3 +126,8 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
             pin_memory=self.pin_memory,
             **kwargs,
         )
+
+
+def _single_minibatch(items: list[dict]) -> dict:
+    """Collate a "batch" of one minibatch (a dict of arrays) into that minibatch of tensors."""
+    return default_convert(items[0])
