@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import scvi
 import torch
 from _metrics import scib_scores
 from _mosaic_data import snareseq_mosaic, zero_padded
+from _multivi_runner import train_multivi, train_timed
 from anndata import AnnData
 
 import mosaicvi
@@ -49,15 +49,6 @@ def unintegrated_pca(padded, n_comps: int = 30, seed: int = 0) -> np.ndarray:
     joined = AnnData(sp.hstack(blocks).tocsr())
     sc.pp.pca(joined, n_comps=n_comps, random_state=seed)
     return joined.obsm["X_pca"]
-
-
-def train_timed(model, epochs: int, batch_size: int, **kwargs) -> tuple[float, float]:
-    """Train and return (seconds, training cells per second)."""
-    start = time.perf_counter()
-    model.train(max_epochs=epochs, batch_size=batch_size, early_stopping=False, **kwargs)
-    seconds = time.perf_counter() - start
-    n_train = len(model.train_indices)
-    return seconds, epochs * n_train / seconds
 
 
 def main() -> None:
@@ -86,12 +77,9 @@ def main() -> None:
 
     padded = zero_padded(mosaic)
     if not args.skip_multivi:
-        scvi.settings.seed = args.seed
-        scvi.model.MULTIVI.setup_mudata(
-            padded, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"}
+        multivi, timings["MULTIVI"] = train_multivi(
+            padded, args.epochs, args.batch_size, seed=args.seed
         )
-        multivi = scvi.model.MULTIVI(padded)
-        timings["MULTIVI"] = train_timed(multivi, args.epochs, args.batch_size)
         latents["MULTIVI"] = multivi.get_latent_representation()
 
     embeddings = {"Unintegrated": unintegrated_pca(padded, seed=args.seed), **latents}

@@ -21,11 +21,13 @@ from mosaicvi._constants import (
 )
 from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_names
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
+from mosaicvi.model._differential import DifferentialFeaturesMixin
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
 from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
 from mosaicvi.model._labels import LabelsMixin
+from mosaicvi.model._normalized_expression import NormalizedExpressionMixin
 from mosaicvi.model._outputs import MosaicOutputsMixin
 from mosaicvi.model._safe_io import SafeSaveLoadMixin
 from mosaicvi.model._safe_training import SafeTrainingMixin
@@ -75,6 +77,8 @@ def per_modality_choice(
 class MosaicVI(
     SafeSaveLoadMixin,
     SafeTrainingMixin,
+    DifferentialFeaturesMixin,
+    NormalizedExpressionMixin,
     LabelsMixin,
     MosaicOutputsMixin,
     VAEMixin,

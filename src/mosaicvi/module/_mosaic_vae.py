@@ -379,6 +379,29 @@ class MosaicVAE(BaseModuleClass):
             )
         return {"px": px, "rows": rows, **outputs}
 
+    def decode_normalized(
+        self,
+        modality: str,
+        z: torch.Tensor,
+        batch_index: torch.Tensor,
+        library: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Expected values of ``modality`` for every cell ``z``, decoded into ``batch_index``.
+
+        ``library`` ``(n,)`` is the library to decode at (counts for NB/ZINB, open features for
+        Bernoulli), never a cell's observed one: returns the NB mean ``softmax(logits) * library``,
+        or the accessibility probability at that many open features. With a guidance graph the
+        posterior means of the feature embeddings are used.
+        """
+        v = None
+        if self.graph_encoder is not None:
+            v = self.graph_encoder().loc[slice(*self.feature_slices[modality])]
+        params = self.decoders[modality](z, batch_index.reshape(-1).long(), library, cat_covs, v)
+        if self.likelihoods[modality] == "bernoulli":
+            return torch.sigmoid(params["logits"])
+        return params["mean"]
+
     def loss(
         self,
         tensors: dict[str, torch.Tensor],

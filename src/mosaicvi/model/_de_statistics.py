@@ -1,0 +1,156 @@
+"""Modality-aware pieces of differential features: defaults, effect sizes, raw statistics.
+
+scvi-tools' Bayes-factor machinery assumes one RNA matrix in which every row is a measured cell.
+Here pseudocounts come from the features a group's *measuring* cells never express, raw
+statistics are computed only over cells that measured the modality, and each likelihood gets the
+effect size that suits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+@dataclass(frozen=True)
+class DifferentialDefaults:
+    """How a modality is tested when the caller does not say otherwise.
+
+    Attributes
+    ----------
+    change
+        ``"log-fold"`` (log2 fold change of the decoded values plus a pseudocount) or
+        ``"difference"`` (difference of accessibility probabilities).
+    delta
+        Smallest effect that counts as differential, in the units of ``change``.
+    library_size
+        Library to decode at (see :meth:`~mosaicvi.MosaicVI.get_normalized_expression`).
+    pseudocounts
+        Added to the decoded values before the log fold change; ``None``: estimated per comparison
+        from the features the groups' measuring cells do not express, as scVI does.
+    """
+
+    change: str
+    delta: float
+    library_size: float | str | None
+    pseudocounts: float | None
+
+
+#: RNA and generic counts: proportions (library 1), log2 fold change, delta 0.25 and estimated
+#: pseudocounts, as scVI. ATAC (Bernoulli): accessibility probabilities of a typical cell, their
+#: difference, delta 0.05 (as PeakVI). ADT: expected counts at the median library with a prior
+#: count of one.
+DEFAULTS_BY_KIND = {
+    "rna": DifferentialDefaults("log-fold", 0.25, None, None),
+    "counts": DifferentialDefaults("log-fold", 0.25, None, None),
+    "adt": DifferentialDefaults("log-fold", 0.25, "median", 1.0),
+    "atac": DifferentialDefaults("difference", 0.05, None, 0.0),
+}
+BERNOULLI_DEFAULTS = DEFAULTS_BY_KIND["atac"]
+
+
+def differential_defaults(kind: str, likelihood: str) -> DifferentialDefaults:
+    """Defaults for a modality of ``kind`` modelled with ``likelihood``."""
+    if likelihood == "bernoulli":
+        return BERNOULLI_DEFAULTS
+    if kind == "atac":  # ATAC modelled as counts: treat as generic counts
+        return DEFAULTS_BY_KIND["counts"]
+    return DEFAULTS_BY_KIND[kind]
+
+
+def probability_difference(scales1: np.ndarray, scales2: np.ndarray, pseudocounts) -> np.ndarray:
+    """Effect size ``p1 - p2`` (pseudocounts are ignored)."""
+    return scales1 - scales2
+
+
+def log_fold_change(scales1: np.ndarray, scales2: np.ndarray, pseudocounts) -> np.ndarray:
+    """Effect size ``log2(x1 + pseudocounts) - log2(x2 + pseudocounts)``."""
+    return np.log2(scales1 + pseudocounts) - np.log2(scales2 + pseudocounts)
+
+
+def estimated_pseudocounts(
+    scales1: np.ndarray,
+    scales2: np.ndarray,
+    unexpressed1: np.ndarray,
+    unexpressed2: np.ndarray,
+    quantile: float = 0.9,
+    floor: float = 1e-5,
+) -> float:
+    """ScVI's pseudocount: a high quantile of the largest decoded value of unexpressed features.
+
+    ``unexpressed1``/``unexpressed2`` flag the features whose raw mean over a group's *measuring*
+    cells is below a threshold; their decoded values are artefacts, and adding this offset shrinks
+    their log fold changes towards zero. At least ``floor``.
+    """
+    offsets = [floor]
+    for scales, unexpressed in ((scales1, unexpressed1), (scales2, unexpressed2)):
+        if unexpressed.any():
+            offsets.append(float(np.quantile(scales.max(0)[unexpressed], quantile)))
+    return max(offsets)
+
+
+def lfc_with_estimated_pseudocounts(
+    unexpressed1: np.ndarray, unexpressed2: np.ndarray, record: dict
+) -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+    """A log-fold ``change_fn`` for scvi-tools that estimates its pseudocounts from the samples.
+
+    scvi-tools calls ``change_fn(scales1, scales2, pseudocounts)`` once to test and once with
+    ``1e-3 * pseudocounts`` to describe the fold change; pass ``pseudocounts=1.0`` and this
+    function scales its own estimate (kept in ``record["pseudocounts"]``) by that factor.
+    """
+
+    def change_fn(scales1, scales2, factor):
+        if "pseudocounts" not in record:
+            record["pseudocounts"] = estimated_pseudocounts(
+                scales1, scales2, unexpressed1, unexpressed2
+            )
+        return log_fold_change(scales1, scales2, record["pseudocounts"] * factor)
+
+    return change_fn
+
+
+def raw_statistics(
+    counts: sp.csr_matrix, measured: np.ndarray, idx1: np.ndarray, idx2: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Raw means, non-zero fractions and normalised means of two groups, over measuring cells.
+
+    Parameters
+    ----------
+    counts
+        Cells x features counts of one modality, aligned to all cells (zero rows for cells that
+        did not measure it).
+    measured
+        Boolean mask of the cells that measured the modality.
+    idx1, idx2
+        Boolean masks of the two groups. Cells outside ``measured`` never enter a statistic; a
+        group with no measuring cell gets NaN.
+
+    Returns
+    -------
+    ``raw_mean1/2``, ``non_zeros_proportion1/2``, ``raw_normalized_mean1/2`` (counts per 10,000
+    of each cell's library) and ``n_measured1/2`` (number of measuring cells of each group).
+    """
+    stats = {}
+    for suffix, group in (("1", idx1), ("2", idx2)):
+        rows = np.flatnonzero(np.asarray(group, dtype=bool) & np.asarray(measured, dtype=bool))
+        if len(rows) == 0:
+            nan = np.full(counts.shape[1], np.nan)
+            mean = nonzero = normalized = nan
+        else:
+            x = sp.csr_matrix(counts[rows])
+            library = np.asarray(x.sum(1)).ravel()
+            scaling = np.divide(1e4, library, out=np.zeros_like(library), where=library > 0)
+            mean = np.asarray(x.mean(0)).ravel()
+            nonzero = np.bincount(x.indices[x.data != 0], minlength=x.shape[1]) / len(rows)
+            normalized = np.asarray(x.multiply(scaling[:, None]).mean(0)).ravel()
+        stats[f"raw_mean{suffix}"] = mean
+        stats[f"non_zeros_proportion{suffix}"] = nonzero
+        stats[f"raw_normalized_mean{suffix}"] = normalized
+        stats[f"n_measured{suffix}"] = np.full(counts.shape[1], len(rows))
+    return stats

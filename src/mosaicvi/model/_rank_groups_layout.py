@@ -1,0 +1,78 @@
+"""Differential-feature tables in the layout of scanpy's ``rank_genes_groups``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_EPS = 1e-8
+
+
+def ranking(result: pd.DataFrame, mode: str) -> pd.Index:
+    """Features of one comparison in marker order, as scanpy lists them.
+
+    Vanilla mode: by ``bayes_factor`` (``log P(x1 > x2) / P(x1 <= x2)``), highest first. Change
+    mode (whose Bayes factor carries no direction): features higher in group 1 (``lfc_mean > 0``)
+    first, strongest evidence first, then the lower ones, strongest evidence last.
+    """
+    if mode != "change":
+        return result.sort_values("bayes_factor", ascending=False, kind="stable").index
+    up = result["lfc_mean"] > 0
+    higher = result[up].sort_values("bayes_factor", ascending=False, kind="stable")
+    lower = result[~up].sort_values("bayes_factor", ascending=True, kind="stable")
+    return higher.index.append(lower.index)
+
+
+def fold_changes(result: pd.DataFrame, mode: str) -> pd.Series:
+    """``lfc_mean`` in change mode; ``log2(scale1 / scale2)`` in vanilla mode."""
+    if mode == "change":
+        return result["lfc_mean"]
+    return np.log2(result["scale1"] + _EPS) - np.log2(result["scale2"] + _EPS)
+
+
+def expected_fdr(proba_de: pd.Series) -> pd.Series:
+    """Posterior expected FDR of calling this feature and every more probable one DE."""
+    ordered = proba_de.sort_values(ascending=False)
+    fdr = (1.0 - ordered).cumsum() / (1.0 + np.arange(len(ordered)))
+    return fdr.reindex(proba_de.index)
+
+
+def rank_groups_layout(
+    result: pd.DataFrame, groupby: str, reference: str, mode: str, modality: str
+) -> dict:
+    """``uns`` entry for ``result`` (one block per ``group1``) as ``sc.tl.rank_genes_groups`` writes.
+
+    Per group, features are in :func:`ranking` order; ``scores`` are the log Bayes factors,
+    ``pvals`` are ``1 - proba_de`` (``proba_m2`` in vanilla mode) and ``pvals_adj`` the posterior
+    expected FDR.
+    """
+    groups = list(dict.fromkeys(result["group1"].astype(str)))
+    fields = {key: [] for key in ("names", "scores", "logfoldchanges", "pvals", "pvals_adj")}
+    for group in groups:
+        block = result[result["group1"].astype(str) == group]
+        proba = block["proba_de"] if mode == "change" else block["proba_m1"]
+        block = block.assign(
+            _score=block["bayes_factor"],
+            _lfc=fold_changes(block, mode),
+            _pval=1.0 - proba,
+            _fdr=expected_fdr(proba),
+        ).loc[ranking(block, mode)]
+        fields["names"].append(block.index.to_numpy(dtype=object))
+        fields["scores"].append(block["_score"].to_numpy(dtype=np.float32))
+        fields["logfoldchanges"].append(block["_lfc"].to_numpy(dtype=np.float32))
+        fields["pvals"].append(block["_pval"].to_numpy(dtype=np.float64))
+        fields["pvals_adj"].append(block["_fdr"].to_numpy(dtype=np.float64))
+    layout = {
+        "params": {
+            "groupby": groupby,
+            "reference": reference,
+            "method": f"mosaicvi_{mode}",
+            "use_raw": False,
+            "layer": None,
+            "corr_method": "posterior expected FDR",
+            "modality": modality,
+        }
+    }
+    for key, arrays in fields.items():
+        layout[key] = np.rec.fromarrays(arrays, names=groups)
+    return layout

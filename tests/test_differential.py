@@ -1,0 +1,277 @@
+"""Differential features on synthetic counts with planted differences, in a mosaic."""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib
+import mudata
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+
+import mosaicvi
+from mosaicvi.model._de_statistics import raw_statistics
+
+matplotlib.use("Agg")
+
+N_GENES = 80
+N_PEAKS = 120
+#: Genes 0-5 are 4x higher in group A, genes 6-11 4x higher in group B; all others equal.
+UP_IN_A = [f"gene{i}" for i in range(6)]
+UP_IN_B = [f"gene{i}" for i in range(6, 12)]
+#: Peaks 0-19 open 3x more often in A, peaks 20-39 in B.
+OPEN_IN_A = [f"peak{i}" for i in range(20)]
+#: Batch -> (cells per group, modalities of group A, modalities of group B). In "m1" group A
+#: lacks RNA; "a1" never measured RNA.
+DESIGN = {
+    "p1": (70, ("rna", "atac"), ("rna", "atac")),
+    "r1": (70, ("rna",), ("rna",)),
+    "m1": (70, ("atac",), ("rna", "atac")),
+    "a1": (45, ("atac",), ("atac",)),
+}
+
+
+def planted_mosaic(seed: int = 0) -> mudata.MuData:
+    """Unpaired MuData with two groups (A, B), planted DE genes/peaks and batch effects."""
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 1.0, N_GENES)
+    fold = {"A": np.ones(N_GENES), "B": np.ones(N_GENES)}
+    fold["A"][:6] = 4.0
+    fold["B"][6:12] = 4.0
+    peak_base = rng.uniform(0.05, 0.25, N_PEAKS)
+    peak_fold = {"A": np.ones(N_PEAKS), "B": np.ones(N_PEAKS)}
+    peak_fold["A"][:20] = 3.0
+    peak_fold["B"][20:40] = 3.0
+    cells = {"rna": [], "atac": []}
+    for batch, (n, mods_a, mods_b) in DESIGN.items():
+        gene_effect = rng.lognormal(0.0, 0.2, N_GENES)
+        for group, mods in (("A", mods_a), ("B", mods_b)):
+            for i in range(n):
+                name = f"{batch}_{group}{i}"
+                if "rna" in mods:
+                    rate = base * fold[group] * gene_effect
+                    library = rng.lognormal(np.log(400.0), 0.3)
+                    mean = rate / rate.sum() * library * rng.gamma(20.0, 1 / 20.0, N_GENES)
+                    cells["rna"].append((name, batch, group, rng.poisson(mean)))
+                if "atac" in mods:
+                    p = np.minimum(peak_base * peak_fold[group], 0.9)
+                    cells["atac"].append((name, batch, group, rng.binomial(1, p)))
+    mods = {}
+    for modality, rows in cells.items():
+        prefix = "gene" if modality == "rna" else "peak"
+        names, batches, groups, counts = zip(*rows, strict=True)
+        mods[modality] = ad.AnnData(
+            X=sp.csr_matrix(np.stack(counts).astype(np.float32)),
+            obs=pd.DataFrame({"batch": batches, "group": groups}, index=list(names)),
+            var=pd.DataFrame(index=[f"{prefix}{j}" for j in range(len(counts[0]))]),
+        )
+    return mudata.MuData(mods)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A MosaicVI trained on :func:`planted_mosaic` (shared by the tests of this module).
+
+    Without the batch discriminator: at this tiny scale (a few hundred steps) the default
+    adversary collapses the RNA-only batch onto one point of the latent space, which leaves the
+    decoders nothing to tell the groups apart by (seen while writing these tests).
+    """
+    import scvi
+
+    scvi.settings.seed = 0
+    mdata = planted_mosaic()
+    mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch", labels_key="group")
+    model = mosaicvi.MosaicVI(
+        mdata, n_latent=5, n_hidden=64, n_hidden_decoder=64, batch_discriminator=False
+    )
+    model.train(
+        max_epochs=30,
+        batch_size=64,
+        lr=1e-2,
+        n_epochs_kl_warmup=5,
+        accelerator="cpu",
+        early_stopping=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return model, mdata
+
+
+def _fdr_and_recall(called: pd.Index, planted: list[str]) -> tuple[float, float]:
+    true_positives = called.isin(planted).sum()
+    fdr = 1.0 - true_positives / max(len(called), 1)
+    return fdr, true_positives / len(planted)
+
+
+def test_planted_genes_found_at_target_fdr(planted):
+    model, _ = planted
+    de = model.differential_features(
+        "group", "rna", group1="A", group2="B", fdr_target=0.05, key_added=None
+    )
+    called = de.index[de["is_de_fdr_0.05"]]
+    fdr, recall = _fdr_and_recall(called, UP_IN_A + UP_IN_B)
+    assert fdr <= 0.10, f"observed FDR {fdr:.2f}, called {list(called)}"
+    assert recall >= 0.8, f"recall {recall:.2f}, called {list(called)}"
+    # direction of the planted changes
+    assert (de.loc[UP_IN_A, "lfc_mean"] > 0.5).all()
+    assert (de.loc[UP_IN_B, "lfc_mean"] < -0.5).all()
+
+
+def test_planted_peaks_found_for_cells_without_atac(planted):
+    """ATAC is tested on accessibility probabilities, with their difference as the effect.
+
+    With 185 ATAC cells per group, null peaks differ between the groups' cells by up to ~0.1 in
+    open fraction by chance (the Bayes factor tests these cells' expected values, not the
+    generating population), so the FDR is checked at ``delta=0.1`` rather than the default 0.05.
+    """
+    model, _ = planted
+    planted_peaks = [f"peak{i}" for i in range(40)]
+    de = model.differential_features(
+        "group", "atac", group1="A", group2="B", fdr_target=0.05, delta=0.1, key_added=None
+    )
+    called = de.index[de["is_de_fdr_0.05"]]
+    fdr, recall = _fdr_and_recall(called, planted_peaks)
+    assert fdr <= 0.10, f"observed FDR {fdr:.2f}, called {list(called)}"
+    assert recall >= 0.8, f"recall {recall:.2f}"
+    assert (de.loc[OPEN_IN_A, "lfc_mean"] > 0).all()
+    assert (de.loc[planted_peaks[20:], "lfc_mean"] < 0).all()
+    # ATAC defaults: difference of probabilities, delta 0.05, no pseudocount
+    default = model.differential_features(
+        "group", "atac", group1="A", group2="B", n_samples=300, key_added=None
+    )
+    assert (default["delta"] == 0.05).all() and (default["pseudocounts"] == 0.0).all()
+    assert default["scale1"].between(0, 1).all()
+
+
+def test_one_vs_rest_for_every_group_and_columns(planted):
+    model, _ = planted
+    de = model.differential_features("group", "rna", n_samples=500, key_added=None)
+    assert sorted(de["comparison"].unique()) == ["A vs rest", "B vs rest"]
+    for column in [
+        "proba_de",
+        "bayes_factor",
+        "lfc_mean",
+        "lfc_std",
+        "scale1",
+        "scale2",
+        "is_de_fdr_0.05",
+        "raw_mean1",
+        "raw_mean2",
+        "non_zeros_proportion1",
+        "non_zeros_proportion2",
+        "raw_normalized_mean1",
+    ]:
+        assert column in de.columns
+    assert len(de) == 2 * N_GENES
+    block = de[de["group1"] == "A"]
+    assert block["proba_de"].is_monotonic_decreasing
+    assert np.allclose(
+        block["bayes_factor"],
+        np.log(block["proba_de"] + 1e-8) - np.log(1 - block["proba_de"] + 1e-8),
+    )
+
+
+def test_vanilla_mode(planted):
+    model, _ = planted
+    de = model.differential_features(
+        "group", "rna", group1="A", group2="B", mode="vanilla", n_samples=1000, key_added=None
+    )
+    assert {"proba_m1", "proba_m2", "bayes_factor", "scale1", "scale2"} <= set(de.columns)
+    assert "is_de_fdr_0.05" not in de.columns
+    assert set(UP_IN_A) <= set(de.index[:10])  # highest P(A > B) first
+    assert (de.loc[UP_IN_A, "bayes_factor"] > 0).all()
+    assert (de.loc[UP_IN_B, "bayes_factor"] < 0).all()
+
+
+def test_raw_statistics_use_only_measuring_cells(planted):
+    model, mdata = planted
+    de = model.differential_features(
+        "group", "rna", group1="A", group2="B", n_samples=200, key_added=None
+    )
+    rna = mdata["rna"]
+    for suffix, group in (("1", "A"), ("2", "B")):
+        cells = rna[rna.obs["group"] == group]
+        expected = np.asarray(cells.X.mean(0)).ravel()
+        got = de[f"raw_mean{suffix}"].reindex(rna.var_names).to_numpy()
+        assert np.allclose(got, expected, rtol=1e-5)
+        assert (de[f"n_measured{suffix}"] == cells.n_obs).all()
+        nonzero = np.asarray((cells.X > 0).mean(0)).ravel()
+        assert np.allclose(de[f"non_zeros_proportion{suffix}"].reindex(rna.var_names), nonzero)
+    # group A has cells without RNA (batches m1, a1): a zero-padded mean would be lower
+    n_all_a = int((mdata.obs["group"] == "A").sum())
+    assert n_all_a > de["n_measured1"].iloc[0]
+
+
+def test_raw_statistics_ignore_rows_of_cells_that_did_not_measure():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(2.0, (10, 4)).astype(np.float32)
+    measured = np.array([True] * 6 + [False] * 4)
+    poisoned = counts.copy()
+    poisoned[~measured] = 1000.0  # must never enter a statistic
+    idx1 = np.array([True, True, True, False, False, False, True, True, False, False])
+    idx2 = ~idx1
+    stats = raw_statistics(sp.csr_matrix(poisoned), measured, idx1, idx2)
+    assert np.allclose(stats["raw_mean1"], counts[:3].mean(0))
+    assert np.allclose(stats["raw_mean2"], counts[3:6].mean(0))
+    assert np.allclose(stats["non_zeros_proportion1"], (counts[:3] > 0).mean(0))
+    assert (stats["n_measured1"] == 3).all()
+    nobody = raw_statistics(sp.csr_matrix(poisoned), measured, ~measured, measured)
+    assert np.isnan(nobody["raw_mean1"]).all() and (nobody["n_measured1"] == 0).all()
+
+
+def test_written_back_in_rank_genes_groups_layout(planted):
+    model, mdata = planted
+    before = mdata["atac"].uns.copy()
+    de = model.differential_features("group", "rna", n_samples=500, key_added="de_group")
+    assert set(mdata["atac"].uns) == set(before)
+    layout = mdata["rna"].uns["de_group"]
+    assert layout["params"]["groupby"] == "group"
+    assert layout["params"]["reference"] == "rest"
+    table = sc.get.rank_genes_groups_df(mdata["rna"], group="A", key="de_group")
+    assert len(table) == N_GENES
+    assert set(table["names"][:6]) == set(UP_IN_A)  # higher in A, strongest first
+    block = de[de["group1"] == "A"].loc[table["names"]]
+    assert np.allclose(table["scores"], block["bayes_factor"], atol=1e-5)
+    assert np.allclose(table["pvals"], 1 - block["proba_de"])
+    assert np.allclose(table["logfoldchanges"], block["lfc_mean"], atol=1e-5)
+    sc.pl.rank_genes_groups_dotplot(
+        mdata["rna"], key="de_group", n_genes=3, show=False, dendrogram=False
+    )
+
+
+def test_heatmap_of_top_features_across_modalities(planted):
+    import matplotlib.pyplot as plt
+
+    model, _ = planted
+    results = {
+        m: model.differential_features("group", m, n_samples=300, key_added=None)
+        for m in ("rna", "atac")
+    }
+    ax = mosaicvi.pl.differential_heatmap(results, n_features=4, show=False)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(labels) == 2 * 2 * 4  # two modalities, two groups, four features each
+    assert any(label.startswith("rna:") for label in labels)
+    assert any(label.startswith("atac:") for label in labels)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B"]
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"groupby": "nope", "modality": "rna"}, "not a column"),
+        ({"groupby": "group", "modality": "rna", "group1": "C"}, "not in column"),
+        ({"groupby": "group", "modality": "protein"}, "modality"),
+        ({"groupby": "group", "modality": "rna", "mode": "fast"}, "mode"),
+        ({"groupby": "group", "modality": "rna", "library_size": -1.0}, "library_size"),
+        ({"groupby": "group", "modality": "rna", "fdr_target": 1.5}, "fdr_target"),
+    ],
+)
+def test_bad_input_raises_clearly(planted, kwargs, message):
+    model, mdata = planted
+    before = set(mdata["rna"].uns)
+    with pytest.raises(ValueError, match=message):
+        model.differential_features(n_samples=50, **kwargs)
+    assert set(mdata["rna"].uns) == before
