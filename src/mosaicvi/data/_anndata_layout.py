@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from mudata import MuData
 
 from mosaicvi.data._mosaic_layout import (
@@ -18,8 +19,6 @@ from mosaicvi.data._mosaic_layout import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from anndata import AnnData
 
 #: Cell Ranger ``feature_types`` values and the modality (name and kind) each becomes.
 TENX_FEATURE_TYPES = {
@@ -50,6 +49,11 @@ def build_anndata_layout(
     is taken to have measured every feature type, as in a Cell Ranger multiome or CITE-seq
     matrix). Otherwise the whole matrix is one modality of kind ``modality``.
     """
+    if isinstance(adata, MuData) or not isinstance(adata, AnnData):
+        raise TypeError(
+            f"setup_anndata needs an AnnData, got a {type(adata).__name__}. For a MuData use "
+            "`MosaicVI.setup_mudata(mdata, ...)`."
+        )
     if not adata.obs_names.is_unique:
         duplicated = adata.obs_names[adata.obs_names.duplicated()].unique()[:5].tolist()
         raise ValueError(f"adata.obs_names has duplicates (e.g. {duplicated}); make them unique.")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from mudata import MuData
 
 from mosaicvi._constants import (
     DEFAULT_LIKELIHOOD,
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from anndata import AnnData
-    from mudata import MuData
 
 KNOWN_KINDS = tuple(DEFAULT_LIKELIHOOD)
 
@@ -184,7 +184,8 @@ def read_counts(adata: AnnData, layer: str | None, where: str) -> sp.csr_matrix:
     values = matrix.data
     if not np.all(np.isfinite(values)):
         raise ValueError(
-            f"{where}.{source} contains NaN or infinite values; counts must be finite."
+            f"{where}.{source} contains NaN or infinite values; the model needs finite raw "
+            "counts. Pass the raw-count layer with `layers=`, or drop the affected cells."
         )
     if values.size and values.min() < 0:
         raise ValueError(
@@ -295,10 +296,16 @@ def build_mosaic_layout(
     obs_keys
         Setup argument name -> obs column (``batch_key``, ``labels_key``, ...); ``None`` skipped.
     """
+    if not isinstance(mdata, MuData):
+        raise TypeError(
+            f"setup_mudata needs a MuData, got an {type(mdata).__name__}. For a single AnnData "
+            "use `MosaicVI.setup_anndata(adata, ...)`, or wrap it: `mudata.MuData({'rna': adata})`."
+        )
     if not mdata.obs_names.is_unique:
         duplicated = mdata.obs_names[mdata.obs_names.duplicated()].unique()[:5].tolist()
         raise ValueError(
-            f"mdata.obs_names has duplicates (e.g. {duplicated}); make them unique first."
+            f"mdata.obs_names has duplicates (e.g. {duplicated}); make them unique first: "
+            "`adata.obs_names_make_unique()` on each modality, then `mdata.update()`."
         )
     kinds = resolve_kinds(list(mdata.mod), modalities)
     layer_of = resolve_layers(kinds, layers)

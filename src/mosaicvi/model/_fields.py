@@ -15,6 +15,7 @@ from mosaicvi._constants import (
     modality_obsm_key,
     modality_registry_key,
 )
+from mosaicvi.model._query_checks import check_query_categories
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -102,6 +103,8 @@ def register_layout(
         setup_method_args=setup_method_args,
         validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
     )
+    if kwargs.get("source_registry") is not None:
+        check_query_categories(data.obs, layout.obs_columns, keys, kwargs["source_registry"])
     undo = layout.write_to(data)
     try:
         manager.register_fields(data, **kwargs)

@@ -79,7 +79,12 @@ def fit_lsi(
     _, singular_values, right = randomized_svd(
         binary_tfidf(measured, idf), n_components + 1, n_iter=7, random_state=seed
     )
-    return (right[1:].T / singular_values[1:]).astype(np.float32)
+    # Components beyond the rank of the data (few or empty cells) have ~0 singular values: they
+    # get zero loadings instead of a division by ~0, which made the LSI input of cells NaN.
+    kept = singular_values[1:]
+    usable = kept > singular_values[0] * 1e-6
+    inverse = np.divide(1.0, kept, out=np.zeros_like(kept), where=usable)
+    return (right[1:].T * inverse).astype(np.float32)
 
 
 def input_transform_params(

@@ -10,6 +10,8 @@ import numpy as np
 from scvi import REGISTRY_KEYS
 
 from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
+from mosaicvi.model._fields import obs_keys
+from mosaicvi.model._query_checks import check_query_categories
 from mosaicvi.train._guards import BestWeightsKeeper, NonFiniteLossGuard, ResumeCheckpoint
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,23 @@ class SafeTrainingMixin:
                 f"copies the model reads are stale. Run `MosaicVI.{method}(...)` on it again "
                 "(and create the model again if it is the training data), or undo the edit."
             )
+
+    def get_anndata_manager(self, adata, required: bool = False):
+        """scvi-tools' lookup, after checking new data's categories against the training ones.
+
+        scvi-tools transfers the setup of a copy of registered data here, and refuses unknown
+        batches or labels with a message that names neither the argument nor the fix.
+        """
+        if adata is not None and self.adata_manager is not None and adata is not self.adata:
+            registry = self.adata_manager.registry
+            args = registry["setup_args"]
+            keys = obs_keys(
+                args.get("batch_key"),
+                args.get("labels_key"),
+                args.get("categorical_covariate_keys"),
+            )
+            check_query_categories(adata.obs, {}, keys, registry)
+        return super().get_anndata_manager(adata, required=required)
 
     def _validate_anndata(self, adata=None, copy_if_view: bool = True):
         adata = super()._validate_anndata(adata, copy_if_view)
