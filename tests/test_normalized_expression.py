@@ -179,3 +179,29 @@ def test_bad_arguments(trained, kwargs, message):
     model, _ = trained
     with pytest.raises(ValueError, match=message):
         model.get_normalized_expression(**kwargs)
+
+
+def test_single_anndata_with_feature_types():
+    """A 10x-style AnnData (RNA + ADT along var): imputation API and DE write to ``adata.uns``."""
+    rng = np.random.default_rng(1)
+    groups = rng.choice(list("XY"), size=120)
+    rna = rng.poisson(np.where(groups[:, None] == "X", 3.0, 1.0) * np.ones((1, 30)))
+    adt = rng.poisson(20.0, (120, 6))
+    adata = ad.AnnData(
+        X=sp.csr_matrix(np.hstack([rna, adt]).astype(np.float32)),
+        obs=pd.DataFrame({"batch": "s1", "group": groups}, index=[f"c{i}" for i in range(120)]),
+        var=pd.DataFrame(
+            {"feature_types": ["Gene Expression"] * 30 + ["Antibody Capture"] * 6},
+            index=[f"g{i}" for i in range(30)] + [f"p{i}" for i in range(6)],
+        ),
+    )
+    scvi.settings.seed = 0
+    mosaicvi.MosaicVI.setup_anndata(adata, batch_key="batch")
+    model = mosaicvi.MosaicVI(adata, n_latent=3, n_hidden=16, n_hidden_decoder=16)
+    model.train(max_epochs=2, accelerator="cpu", enable_progress_bar=False)
+    adt_values = model.get_normalized_expression(modality="adt", library_size="median")
+    assert list(adt_values.columns) == [f"p{i}" for i in range(6)]
+    de = model.differential_features("group", "adt", n_samples=100, key_added="de")
+    assert (de["pseudocounts"] == 1.0).all()  # ADT prior count
+    assert adata.uns["de"]["params"]["groupby"] == "group"
+    assert set(adata.uns["de"]["names"].dtype.names) == {"X", "Y"}
