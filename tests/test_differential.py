@@ -221,6 +221,20 @@ def test_raw_statistics_ignore_rows_of_cells_that_did_not_measure():
     assert np.isnan(nobody["raw_mean1"]).all() and (nobody["n_measured1"] == 0).all()
 
 
+def test_group_without_measuring_cells_warns_and_gets_nan_raw_statistics(planted):
+    model, mdata = planted
+    mdata.obs["origin"] = np.where(mdata.obs["batch"] == "a1", "no_rna", "other")
+    try:
+        with pytest.warns(UserWarning, match="no cell that measured 'rna'"):
+            de = model.differential_features(
+                "origin", "rna", group1="no_rna", group2="other", n_samples=200, key_added=None
+            )
+    finally:
+        del mdata.obs["origin"]
+    assert de["raw_mean1"].isna().all() and (de["n_measured1"] == 0).all()
+    assert de["scale1"].notna().all() and de["proba_de"].notna().all()
+
+
 def test_written_back_in_rank_genes_groups_layout(planted):
     model, mdata = planted
     before = mdata["atac"].uns.copy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 _EPS = 1e-8
+logger = logging.getLogger(__name__)
 
 
 class DifferentialFeaturesMixin:
@@ -117,7 +120,7 @@ class DifferentialFeaturesMixin:
         all_stats
             Add the raw statistics of each group over its measuring cells.
         silent
-            Do not log progress per group.
+            Do not log progress per group (at INFO level).
         **kwargs
             Passed to scvi-tools' ``DifferentialComputation.get_bayes_factors`` (e.g.
             ``test_mode``, ``cred_interval_lvls``, ``use_permutation``).
@@ -180,8 +183,15 @@ class DifferentialFeaturesMixin:
         results = []
         for g1, idx1, idx2 in comparisons:
             if not silent:
-                print(f"differential_features: {modality} {g1} vs {reference}")
+                logger.info("differential_features: %s, %s vs %s", modality, g1, reference)
             stats = raw_statistics(counts, measured, idx1, idx2)
+            if stats["n_measured1"][0] == 0 or stats["n_measured2"][0] == 0:
+                warnings.warn(
+                    f"In {g1!r} vs {reference!r} a group has no cell that measured {modality!r}: "
+                    "its values are imputed only, and its raw statistics are NaN.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             bayes_kwargs = dict(kwargs)
             record: dict = {}
             if mode == "change":
