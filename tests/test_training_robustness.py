@@ -25,15 +25,24 @@ def model(synthetic_mosaic):
 
 
 class InterruptAt(Callback):
-    """Raise KeyboardInterrupt when ``epoch`` starts; keep a copy of the weights at each epoch end."""
+    """Raise KeyboardInterrupt when ``epoch`` starts; keep a copy of the weights at each epoch end.
 
-    def __init__(self, epoch: int):
+    With ``spoil_epoch``, the decoder weights are scaled up at the start of that epoch, so that
+    its ELBO is worse than the epoch before (the best weights are then not the last ones).
+    """
+
+    def __init__(self, epoch: int, spoil_epoch: int | None = None):
         self.epoch = epoch
+        self.spoil_epoch = spoil_epoch
         self.states: dict[int, dict[str, torch.Tensor]] = {}
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
             raise KeyboardInterrupt
+        if trainer.current_epoch == self.spoil_epoch:
+            with torch.no_grad():
+                for p in pl_module.module.decoders.parameters():
+                    p.mul_(30.0)
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.states[trainer.current_epoch] = {
@@ -52,7 +61,7 @@ def quiet(**kwargs) -> dict:
 
 def test_keyboard_interrupt_keeps_best_weights_and_a_usable_model(model):
     handler = signal.getsignal(signal.SIGINT)
-    interrupt = InterruptAt(epoch=3)
+    interrupt = InterruptAt(epoch=3, spoil_epoch=2)
     with pytest.warns(UserWarning, match="interrupted; the model keeps the weights of epoch"):
         model.train(
             max_epochs=10,
@@ -66,6 +75,7 @@ def test_keyboard_interrupt_keeps_best_weights_and_a_usable_model(model):
     elbo = model.history["elbo_validation"].to_numpy(dtype=float).ravel()
     assert len(elbo) == 3
     best = int(np.argmin(elbo))
+    assert best < 2  # the spoiled last epoch is not the best: its weights must not be kept
     for name, value in model.module.state_dict().items():
         torch.testing.assert_close(value, interrupt.states[best][name], msg=name)
     latent = model.get_latent_representation()
@@ -179,12 +189,12 @@ def test_same_seed_gives_identical_latents(synthetic_mosaic):
         data = synthetic_mosaic.copy()
         mosaicvi.MosaicVI.setup_mudata(data, batch_key="batch")
         model = tiny_model(data)
-        model.train(max_epochs=2, early_stopping=False, **quiet())
+        model.train(max_epochs=1, early_stopping=False, **quiet())
         latents.append(model.get_latent_representation())
     np.testing.assert_array_equal(latents[0], latents[1])
     scvi.settings.seed = 8
     data = synthetic_mosaic.copy()
     mosaicvi.MosaicVI.setup_mudata(data, batch_key="batch")
     other = tiny_model(data)
-    other.train(max_epochs=2, early_stopping=False, **quiet())
+    other.train(max_epochs=1, early_stopping=False, **quiet())
     assert not np.allclose(other.get_latent_representation(), latents[0])

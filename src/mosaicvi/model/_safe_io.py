@@ -22,7 +22,7 @@ import logging
 import os
 import pickle
 import warnings
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,11 @@ class SafeSaveLoadMixin:
         >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
         >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
         """
+        if anndata_write_kwargs and not save_anndata:
+            raise TypeError(
+                f"save() got {sorted(anndata_write_kwargs)}, which only apply with "
+                "`save_anndata=True` (they are passed to the data's `write`)."
+            )
         directory = Path(dir_path)
         if directory.exists() and not overwrite:
             raise ValueError(
@@ -103,7 +108,7 @@ class SafeSaveLoadMixin:
             "format": "mosaicvi-model",
             "format_version": FORMAT_VERSION,
             "model_class": type(self).__name__,
-            "versions": {p: version(p) for p in ("mosaicvi", "scvi-tools", "torch")},
+            "versions": {p: _version(p) for p in ("mosaicvi", "scvi-tools", "torch")},
             "init_params": encode(self._init_params_for_file(), "init_params_"),
             "registry": encode(self.registry_, "registry_"),
             "attributes": _encode_attributes(attributes),
@@ -208,6 +213,13 @@ class SafeSaveLoadMixin:
             "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
             "code). Train the model again, or load it in a trusted session and `save()` it."
         )
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _encode_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
