@@ -12,7 +12,14 @@ from scvi import REGISTRY_KEYS
 from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
 from mosaicvi.model._fields import obs_keys
 from mosaicvi.model._query_checks import check_query_categories
-from mosaicvi.train._guards import BestWeightsKeeper, NonFiniteLossGuard, ResumeCheckpoint
+from mosaicvi.train._guards import (
+    BestWeightsKeeper,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    ResumeCheckpoint,
+    diverged_message,
+    non_finite_parameters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +122,13 @@ class SafeTrainingMixin:
             if not keeper.interrupted:
                 raise
             self._finish_interrupted(keeper)
+        except ValueError as error:
+            # NaN weights make torch refuse the posterior's parameters before any loss exists.
+            bad = non_finite_parameters(self.module)
+            if not bad:
+                raise
+            lr = (kwargs.get("plan_kwargs") or {}).get("lr")
+            raise NonFiniteLossError(diverged_message(bad, lr)) from error
         finally:
             if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
                 signal.signal(signal.SIGINT, sigint)
