@@ -9,7 +9,7 @@ import scanpy as sc
 import torch
 
 from mosaicvi import MosaicVI
-from mosaicvi.model._mosaicvi import default_max_epochs
+from mosaicvi.model._options import default_max_epochs
 from mosaicvi.nn._sparse import to_dense
 
 N_LATENT = 8

@@ -28,7 +28,9 @@ from mosaicvi.model._input_statistics import initial_decoder_bias, input_transfo
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
 from mosaicvi.model._labels import LabelsMixin
 from mosaicvi.model._normalized_expression import NormalizedExpressionMixin
+from mosaicvi.model._options import default_max_epochs, per_modality_choice
 from mosaicvi.model._outputs import MosaicOutputsMixin
+from mosaicvi.model._query_checks import check_same_features
 from mosaicvi.model._safe_io import SafeSaveLoadMixin
 from mosaicvi.model._safe_training import SafeTrainingMixin
 from mosaicvi.module import MosaicVAE
@@ -44,34 +46,6 @@ if TYPE_CHECKING:
     from mosaicvi.data import GuidanceGraph
 
 logger = logging.getLogger(__name__)
-
-
-def default_max_epochs(n_obs: int) -> int:
-    """Epochs when ``max_epochs`` is not given: ~1.2 million cell visits, between 20 and 400."""
-    return int(np.clip(round(1_200_000 / max(n_obs, 1)), 20, 400))
-
-
-def per_modality_choice(
-    argument: str,
-    kinds: Mapping[str, str],
-    defaults: Mapping[str, str],
-    overrides: Mapping[str, str] | None,
-    allowed: tuple[str, ...],
-) -> dict[str, str]:
-    """Per-modality option: the default of each modality's kind, updated from ``overrides``.
-
-    Raises a ValueError naming ``argument`` for an unknown modality or value.
-    """
-    chosen = {m: defaults[kind] for m, kind in kinds.items()}
-    for m, value in (overrides or {}).items():
-        if m not in kinds:
-            raise ValueError(
-                f"`{argument}` names {m!r}, not a modality of the model: {list(kinds)}."
-            )
-        if value not in allowed:
-            raise ValueError(f"`{argument}[{m!r}]` is {value!r}; use one of {allowed}.")
-        chosen[m] = value
-    return chosen
 
 
 class MosaicVI(
@@ -498,26 +472,11 @@ class MosaicVI(
                 setup(adata, source_registry=registry, **registry["setup_args"])
                 manager = self._get_most_recent_anndata_manager(adata, required=True)
                 self._register_manager_for_instance(manager)
-            self._check_same_features(adata)
+            check_same_features(
+                data_feature_names(adata, self.adata_manager.registry["setup_args"]),
+                self.feature_names,
+            )
         return super()._validate_anndata(adata, copy_if_view)
-
-    def _check_same_features(self, adata: MuData | AnnData) -> None:
-        """Raise if a modality of ``adata`` has other features (or order) than the model's.
-
-        Read from the data itself, not from its registry: a copy of registered data shares the
-        registry of the original even after its modalities are edited.
-        """
-        names = data_feature_names(adata, self.adata_manager.registry["setup_args"])
-        for m, trained in self.feature_names.items():
-            given = pd.Index(names.get(m, []))
-            if not given.equals(trained):
-                unseen = given.difference(trained)[:3].tolist()
-                raise ValueError(
-                    f"Modality {m!r} of the data has other features than the model was trained "
-                    f"on ({len(given)} vs {len(trained)}; e.g. new: {unseen}). Subset and order "
-                    f"them like the training data: `mdata.mod[{m!r}] = "
-                    f"mdata[{m!r}][:, model.feature_names[{m!r}]].copy()`."
-                )
 
     def _make_data_loader(self, *args, **kwargs):
         kwargs.setdefault("load_sparse_tensor", True)

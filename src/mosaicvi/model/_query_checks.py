@@ -1,4 +1,4 @@
-"""Categories of new data (a query) that the model was not trained with, reported by field."""
+"""Checks of new data (a query) against the training data: features and categories."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 from scvi import REGISTRY_KEYS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 def check_query_categories(
@@ -65,4 +65,24 @@ def check_query_categories(
                 f"`{argument}={key!r}` has categories the model was not trained with: "
                 f"{unseen[:5].tolist()} (trained: {categories[:10].tolist()}). Use the training "
                 f"categories: {what}."
+            )
+
+
+def check_same_features(
+    given_names: Mapping[str, Sequence[str]], trained_names: Mapping[str, pd.Index]
+) -> None:
+    """Raise if a modality of the data has other features (or order) than the model's.
+
+    ``given_names`` must be read from the data itself, not from its registry: a copy of
+    registered data shares the registry of the original even after its modalities are edited.
+    """
+    for m, trained in trained_names.items():
+        given = pd.Index(given_names.get(m, []))
+        if not given.equals(trained):
+            unseen = given.difference(trained)[:3].tolist()
+            raise ValueError(
+                f"Modality {m!r} of the data has other features than the model was trained "
+                f"on ({len(given)} vs {len(trained)}; e.g. new: {unseen}). Subset and order "
+                f"them like the training data: `mdata.mod[{m!r}] = "
+                f"mdata[{m!r}][:, model.feature_names[{m!r}]].copy()`."
             )

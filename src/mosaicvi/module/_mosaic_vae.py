@@ -11,6 +11,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
+from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.nn import (
     BatchDiscriminator,
     GraphEncoder,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 
-class MosaicVAE(BaseModuleClass):
+class MosaicVAE(AuxiliaryLossesMixin, BaseModuleClass):
     """Multimodal VAE over whichever modalities each cell has.
 
     ``x_m -> transform_m -> encoder_m -> e_m``; a fusion of the present ``e_m`` (masked gated
@@ -477,53 +478,3 @@ class MosaicVAE(BaseModuleClass):
             kl_local=kl_local,
             extra_metrics=extra_metrics,
         )
-
-    def classification_loss(self, inference_outputs: dict, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of ``q(label | z)`` over the labelled cells (0 when there are none).
-
-        The classifier reads the posterior mean, as :meth:`~mosaicvi.MosaicVI.predict` does (and
-        as scANVI; with 1 % of cells labelled, fitting it on noisy samples learnt much slower).
-        """
-        labelled = torch.nonzero(labels >= 0, as_tuple=True)[0]
-        if labelled.numel() == 0:
-            return inference_outputs["qz"].loc.new_zeros(())
-        logits = self.class_logits(inference_outputs["qz"].loc[labelled])
-        return F.cross_entropy(logits, labels[labelled])
-
-    def cross_modal_loss(
-        self, tensors: dict[str, torch.Tensor], inference_outputs: dict, generative_outputs: dict
-    ) -> torch.Tensor:
-        """Mean over cells of the NLL of each modality ``j`` decoded from ``q(z | x_i)``, ``i != j``.
-
-        Only cells with several modalities contribute (0 for the others); each modality alone is
-        passed through the fusion (its expert, for the product and mixture fusions).
-        """
-        embeddings = inference_outputs["embeddings"]
-        present = inference_outputs["presence"]
-        batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
-        cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
-        v = generative_outputs.get("v")
-        total = embeddings.new_zeros(embeddings.shape[0])
-        multi = present.sum(1) > 1
-        for i in range(len(self.modality_names)):
-            cells = torch.nonzero(present[:, i] & multi, as_tuple=True)[0]
-            if cells.numel() == 0:
-                continue
-            only_i = torch.zeros_like(present[cells])
-            only_i[:, i] = True
-            z = self.fusion(embeddings[cells], only_i).sample()
-            for j, m in enumerate(self.modality_names):
-                rows = torch.nonzero(present[cells, j], as_tuple=True)[0] if j != i else None
-                if rows is None or rows.numel() == 0:
-                    continue
-                target = cells[rows]
-                px = self.decoders[m](
-                    z[rows],
-                    batch_index[target],
-                    inference_outputs["library"][m][target],
-                    None if cat_covs is None else cat_covs[target],
-                    None if v is None else v[slice(*self.feature_slices[m])],
-                )
-                x = gather_rows(tensors[modality_registry_key(m)], target)
-                total = total.index_add(0, target, self.decoders[m].negative_log_likelihood(x, px))
-        return total.mean()

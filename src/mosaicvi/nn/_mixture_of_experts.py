@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from mosaicvi.nn._posterior import FusedPosterior
-from mosaicvi.nn._product_of_experts import GaussianExperts
+from mosaicvi.nn._product_of_experts import ExpertFusion
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    pass
 
 
-class MixtureOfExperts(nn.Module):
+class MixtureOfExperts(ExpertFusion):
     """Fusion by a uniform mixture of the present modalities' experts (MMVAE, Shi et al. 2019).
 
     ``q(z | x) = 1/|M_n| sum_{m in M_n} q_m(z | x_m)`` over the modalities ``M_n`` cell ``n``
@@ -22,19 +21,8 @@ class MixtureOfExperts(nn.Module):
     reconstructing all the cell's modalities, weighted by ``1/|M_n|``), so every expert learns to
     explain the other modalities. Modality weights are the mixture weights.
 
-    Parameters
-    ----------
-    modalities
-        Modality names, in the order of the embeddings' second axis.
-    n_input
-        Size of each modality embedding.
-    n_latent
-        Dimension of z.
+    Takes the arguments of :class:`ExpertFusion`.
     """
-
-    def __init__(self, modalities: Sequence[str], n_input: int, n_latent: int):
-        super().__init__()
-        self.experts = GaussianExperts(modalities, n_input, n_latent)
 
     def forward(self, embeddings: torch.Tensor, presence: torch.Tensor) -> FusedPosterior:
         """Posterior from ``embeddings`` ``(n_cells, n_modalities, n_input)`` and ``presence``."""

@@ -6,10 +6,9 @@ import itertools
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from mosaicvi.nn._posterior import FusedPosterior
-from mosaicvi.nn._product_of_experts import GaussianExperts, gaussian_product
+from mosaicvi.nn._product_of_experts import ExpertFusion, gaussian_product
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +24,7 @@ def modality_subsets(n_modalities: int) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.bool)
 
 
-class MixtureOfProductsOfExperts(nn.Module):
+class MixtureOfProductsOfExperts(ExpertFusion):
     """Fusion by a uniform mixture over the products of every subset of present experts.
 
     MoPoE-VAE (Sutter et al. 2021): ``q(z | x) = 1/|S_n| sum_{s in S_n} PoE(q_m : m in s)``,
@@ -35,19 +34,11 @@ class MixtureOfProductsOfExperts(nn.Module):
     loss samples every component (stratified, as for the mixture of experts). A modality's
     weight is its precision share, averaged over the components.
 
-    Parameters
-    ----------
-    modalities
-        Modality names, in the order of the embeddings' second axis.
-    n_input
-        Size of each modality embedding.
-    n_latent
-        Dimension of z.
+    Takes the arguments of :class:`ExpertFusion`.
     """
 
     def __init__(self, modalities: Sequence[str], n_input: int, n_latent: int):
-        super().__init__()
-        self.experts = GaussianExperts(modalities, n_input, n_latent)
+        super().__init__(modalities, n_input, n_latent)
         self.register_buffer("subsets", modality_subsets(len(self.experts.modalities)))
 
     def forward(self, embeddings: torch.Tensor, presence: torch.Tensor) -> FusedPosterior:

@@ -79,11 +79,11 @@ def gaussian_product(
     return loc, 1.0 / total, shares
 
 
-class ProductOfExperts(nn.Module):
-    """Fusion by a product of Gaussian experts with a prior expert (MVAE, Wu & Goodman 2018).
+class ExpertFusion(nn.Module):
+    """Base of the fusions built from one Gaussian expert per modality (PoE, MoE, MoPoE).
 
-    ``q(z | x) ∝ N(0, I) prod_{m present} q_m(z | x_m)``: precisions add, and a modality a cell
-    lacks contributes nothing. A modality's weight is its share of the experts' precision.
+    Subclasses combine the experts of the modalities each cell has into a
+    :class:`~mosaicvi.nn._posterior.FusedPosterior` in ``forward(embeddings, presence)``.
 
     Parameters
     ----------
@@ -98,6 +98,16 @@ class ProductOfExperts(nn.Module):
     def __init__(self, modalities: Sequence[str], n_input: int, n_latent: int):
         super().__init__()
         self.experts = GaussianExperts(modalities, n_input, n_latent)
+
+
+class ProductOfExperts(ExpertFusion):
+    """Fusion by a product of Gaussian experts with a prior expert (MVAE, Wu & Goodman 2018).
+
+    ``q(z | x) ∝ N(0, I) prod_{m present} q_m(z | x_m)``: precisions add, and a modality a cell
+    lacks contributes nothing. A modality's weight is its share of the experts' precision.
+
+    Takes the arguments of :class:`ExpertFusion`.
+    """
 
     def forward(self, embeddings: torch.Tensor, presence: torch.Tensor) -> FusedPosterior:
         """Posterior from ``embeddings`` ``(n_cells, n_modalities, n_input)`` and ``presence``."""
