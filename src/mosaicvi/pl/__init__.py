@@ -1,5 +1,14 @@
-"""Plots of MosaicVI results."""
+"""Plots of MosaicVI data and results."""
 
+from mosaicvi.pl._attention import attention_weights
 from mosaicvi.pl._differential import differential_heatmap
+from mosaicvi.pl._history import training_history
+from mosaicvi.pl._presence import modality_presence, presence_table
 
-__all__ = ["differential_heatmap"]
+__all__ = [
+    "attention_weights",
+    "differential_heatmap",
+    "modality_presence",
+    "presence_table",
+    "training_history",
+]
