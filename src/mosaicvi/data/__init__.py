@@ -4,5 +4,6 @@ from mosaicvi.data._build_guidance_graph import guidance_graph
 from mosaicvi.data._datasets import snareseq
 from mosaicvi.data._guidance_graph import GuidanceGraph
 from mosaicvi.data._mosaic_split import mosaic_split
+from mosaicvi.data._synthetic_mosaic import synthetic_mosaic
 
-__all__ = ["GuidanceGraph", "guidance_graph", "mosaic_split", "snareseq"]
+__all__ = ["GuidanceGraph", "guidance_graph", "mosaic_split", "snareseq", "synthetic_mosaic"]
