@@ -17,7 +17,9 @@ from mosaicvi.nn._input_transforms import (
 from mosaicvi.nn._mixture_of_experts import MixtureOfExperts
 from mosaicvi.nn._mixture_of_products import MixtureOfProductsOfExperts
 from mosaicvi.nn._mixture_prior import MixturePrior
+from mosaicvi.nn._modality_priors import ModalityPriors
 from mosaicvi.nn._normal_prior import StandardNormalPrior
+from mosaicvi.nn._output_discriminator import OutputDiscriminator, straight_through_sample
 from mosaicvi.nn._posterior import FusedPosterior
 from mosaicvi.nn._product_of_experts import ProductOfExperts
 from mosaicvi.nn._sparse import SparseInputLinear
@@ -31,6 +33,8 @@ __all__ = [
     "MixtureOfExperts",
     "MixtureOfProductsOfExperts",
     "MixturePrior",
+    "ModalityPriors",
+    "OutputDiscriminator",
     "ProductOfExperts",
     "StandardNormalPrior",
     "make_fusion",
@@ -46,4 +50,5 @@ __all__ = [
     "TfIdfWithLsi",
     "make_input_transform",
     "reverse_gradient",
+    "straight_through_sample",
 ]

@@ -5,13 +5,18 @@ from __future__ import annotations
 import torch
 from scvi.train import TrainingPlan
 
+from mosaicvi.train._output_adversary import OutputAdversaryPlanMixin
 
-class MosaicTrainingPlan(TrainingPlan):
+
+class MosaicTrainingPlan(OutputAdversaryPlanMixin, TrainingPlan):
     """:class:`scvi.train.TrainingPlan` that also ramps up the batch-adversarial strength.
 
     The gradient-reversal strength grows linearly from 0 to ``adversarial_strength`` over
     ``n_epochs_adversarial_warmup`` epochs, so the encoder first learns a useful latent before it
-    is pushed to hide the batch. KL warm-up and everything else are scvi-tools' own.
+    is pushed to hide the batch. KL warm-up and everything else are scvi-tools' own. A module
+    with output discriminators gets their own optimiser and a generator warm-up
+    (:class:`~mosaicvi.train.OutputAdversaryPlanMixin`: ``output_discriminator_lr_factor``,
+    ``n_epochs_output_adversarial_warmup``).
 
     Parameters
     ----------
