@@ -27,6 +27,7 @@ from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_grap
 from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
 from mosaicvi.model._labels import LabelsMixin
+from mosaicvi.model._marginal_likelihood import MarginalLikelihoodMixin
 from mosaicvi.model._normalized_expression import NormalizedExpressionMixin
 from mosaicvi.model._options import default_max_epochs, per_modality_choice
 from mosaicvi.model._outputs import MosaicOutputsMixin
@@ -53,6 +54,7 @@ class MosaicVI(
     SafeTrainingMixin,
     DifferentialFeaturesMixin,
     NormalizedExpressionMixin,
+    MarginalLikelihoodMixin,
     LabelsMixin,
     MosaicOutputsMixin,
     VAEMixin,
@@ -121,30 +123,17 @@ class MosaicVI(
         :meth:`get_attention_weights` returns each modality's weight (attention, precision share
         or mixture weight).
     prior
-        ``"normal"`` (``N(0, I)``, default), ``"mixture"`` (mmAAVI's mixture prior with
-        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`)
-        or ``"modality"`` (modality-specific priors: ``N(0, I)`` for the fused posterior, and each
-        modality's unimodal posterior ``q(z | x_m)`` also pulled toward a learnt mixture prior of
-        its own, see :class:`~mosaicvi.nn.ModalityPriors`). ``"modality"`` regularises what each
-        modality alone encodes, which is what cells measured with one modality rely on; see
-        ``benchmarks/README.md`` for when it helped.
+        ``"normal"`` (``N(0, I)``, default) or ``"mixture"`` (mmAAVI's mixture prior with
+        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`).
     n_clusters
-        Clusters of the mixture prior, or of each modality's prior (default: the number of label
-        classes when the data was set up with ``unlabeled_category``, else 10).
+        Clusters of the mixture prior (default: the number of label classes when the data was set
+        up with ``unlabeled_category``, else 10).
     classification_weight
         Weight of the labelled cells' cross-entropy (semi-supervised training, see
         ``unlabeled_category`` in :meth:`setup_mudata`).
     cross_modal_weight
         Weight of an extra cross-modal term: for cells with several modalities, each modality
         alone is encoded and decodes the others (0, default: off).
-    output_discriminator
-        Train, per modality, a discriminator between observed profiles and draws from the decoded
-        ones (the same cells' reconstructions and, for cells with several modalities, the
-        modality decoded from another one's posterior), with its own optimiser and slower
-        learning rate; the decoders are pushed to fool it (D-MMVAE's adversarial term), with a
-        warm-up. Off by default; ``output_adversarial_weight`` (module keyword, default 0.01 per
-        feature) sets the decoders' term, ``plan_kwargs`` of :meth:`train` take
-        ``output_discriminator_lr_factor`` (0.5) and ``n_epochs_output_adversarial_warmup``.
     **module_kwargs
         Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``graph_loss_weight``,
         ``n_graph_negatives``).
@@ -192,11 +181,10 @@ class MosaicVI(
         guidance_graph: GuidanceGraph | str | None = None,
         graph_weight: float | Literal["auto"] = "auto",
         fusion: Literal["attention", "poe", "moe", "mopoe"] = "attention",
-        prior: Literal["normal", "mixture", "modality"] = "normal",
+        prior: Literal["normal", "mixture"] = "normal",
         n_clusters: int | None = None,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
-        output_discriminator: bool = False,
         **module_kwargs,
     ):
         super().__init__(adata)
@@ -250,7 +238,6 @@ class MosaicVI(
             n_labels=len(self.label_classes),
             classification_weight=classification_weight,
             cross_modal_weight=cross_modal_weight,
-            output_discriminator=output_discriminator,
             **module_kwargs,
         )
         graph_summary = (
@@ -400,6 +387,7 @@ class MosaicVI(
         n_epochs_kl_warmup: int | None = None,
         adversarial_strength: float = 5.0,
         n_epochs_adversarial_warmup: int | None = None,
+        n_importance_samples: int = 1,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -434,6 +422,12 @@ class MosaicVI(
             Strength of the batch-adversarial gradient on the encoder (0 disables its effect).
         n_epochs_adversarial_warmup
             Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
+        n_importance_samples
+            ``K > 1`` trains on the importance-weighted bound with ``K`` draws per posterior
+            component (IWAE, stratified over the experts of ``fusion="moe"``/``"mopoe"`` as
+            MMVAE) with doubly reparameterised (DReG) gradients; ``plan_kwargs={"importance_gradient":
+            "iwae"}`` uses the plain IWAE gradient. Valid for every fusion, with ``prior="normal"``
+            or ``"modality"``. ``1`` (default): the ELBO. The logged ELBO stays the ELBO.
         plan_kwargs
             Passed to :class:`~mosaicvi.train.MosaicTrainingPlan`; override the arguments above.
         datasplitter_kwargs
@@ -441,6 +435,9 @@ class MosaicVI(
         **trainer_kwargs
             Passed to :class:`scvi.train.Trainer` (e.g. ``check_val_every_n_epoch``).
         """
+        self.module.check_importance_sampling(
+            n_importance_samples, (plan_kwargs or {}).get("importance_gradient", "dreg")
+        )
         n_obs = self.adata.n_obs
         if max_epochs is None:
             max_epochs = default_max_epochs(n_obs)
@@ -453,6 +450,7 @@ class MosaicVI(
             "n_epochs_kl_warmup": n_epochs_kl_warmup,
             "adversarial_strength": adversarial_strength,
             "n_epochs_adversarial_warmup": n_epochs_adversarial_warmup,
+            "n_importance_samples": n_importance_samples,
             **(plan_kwargs or {}),
         }
         if early_stopping:
