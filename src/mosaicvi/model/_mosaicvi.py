@@ -123,17 +123,30 @@ class MosaicVI(
         :meth:`get_attention_weights` returns each modality's weight (attention, precision share
         or mixture weight).
     prior
-        ``"normal"`` (``N(0, I)``, default) or ``"mixture"`` (mmAAVI's mixture prior with
-        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`).
+        ``"normal"`` (``N(0, I)``, default), ``"mixture"`` (mmAAVI's mixture prior with
+        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`)
+        or ``"modality"`` (modality-specific priors: ``N(0, I)`` for the fused posterior, and each
+        modality's unimodal posterior ``q(z | x_m)`` also pulled toward a learnt mixture prior of
+        its own, see :class:`~mosaicvi.nn.ModalityPriors`). ``"modality"`` regularises what each
+        modality alone encodes, which is what cells measured with one modality rely on; see
+        ``benchmarks/README.md`` for when it helped.
     n_clusters
-        Clusters of the mixture prior (default: the number of label classes when the data was set
-        up with ``unlabeled_category``, else 10).
+        Clusters of the mixture prior, or of each modality's prior (default: the number of label
+        classes when the data was set up with ``unlabeled_category``, else 10).
     classification_weight
         Weight of the labelled cells' cross-entropy (semi-supervised training, see
         ``unlabeled_category`` in :meth:`setup_mudata`).
     cross_modal_weight
         Weight of an extra cross-modal term: for cells with several modalities, each modality
         alone is encoded and decodes the others (0, default: off).
+    output_discriminator
+        Train, per modality, a discriminator between observed profiles and draws from the decoded
+        ones (the same cells' reconstructions and, for cells with several modalities, the
+        modality decoded from another one's posterior), with its own optimiser and slower
+        learning rate; the decoders are pushed to fool it (D-MMVAE's adversarial term), with a
+        warm-up. Off by default; ``output_adversarial_weight`` (module keyword, default 0.01 per
+        feature) sets the decoders' term, ``plan_kwargs`` of :meth:`train` take
+        ``output_discriminator_lr_factor`` (0.5) and ``n_epochs_output_adversarial_warmup``.
     **module_kwargs
         Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``graph_loss_weight``,
         ``n_graph_negatives``).
@@ -181,10 +194,11 @@ class MosaicVI(
         guidance_graph: GuidanceGraph | str | None = None,
         graph_weight: float | Literal["auto"] = "auto",
         fusion: Literal["attention", "poe", "moe", "mopoe"] = "attention",
-        prior: Literal["normal", "mixture"] = "normal",
+        prior: Literal["normal", "mixture", "modality"] = "normal",
         n_clusters: int | None = None,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
+        output_discriminator: bool = False,
         **module_kwargs,
     ):
         super().__init__(adata)
@@ -238,6 +252,7 @@ class MosaicVI(
             n_labels=len(self.label_classes),
             classification_weight=classification_weight,
             cross_modal_weight=cross_modal_weight,
+            output_discriminator=output_discriminator,
             **module_kwargs,
         )
         graph_summary = (

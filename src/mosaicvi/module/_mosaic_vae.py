@@ -13,6 +13,7 @@ from torch import nn
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
+from mosaicvi.module._output_adversary import OutputAdversaryMixin
 from mosaicvi.nn import (
     BatchDiscriminator,
     GraphEncoder,
@@ -20,6 +21,8 @@ from mosaicvi.nn import (
     MixturePrior,
     ModalityDecoder,
     ModalityEncoder,
+    ModalityPriors,
+    OutputDiscriminator,
     StandardNormalPrior,
     make_fusion,
     make_input_transform,
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 
-class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
+class MosaicVAE(
+    AuxiliaryLossesMixin, OutputAdversaryMixin, ImportanceWeightedMixin, BaseModuleClass
+):
     """Multimodal VAE over whichever modalities each cell has.
 
     ``x_m -> transform_m -> encoder_m -> e_m``; a fusion of the present ``e_m`` (masked gated
@@ -115,9 +120,11 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
     fusion
         ``"attention"``, ``"poe"``, ``"moe"`` or ``"mopoe"`` (see :func:`~mosaicvi.nn.make_fusion`).
     prior
-        ``"normal"`` (``N(0, I)``) or ``"mixture"`` (:class:`~mosaicvi.nn.MixturePrior`).
+        ``"normal"`` (``N(0, I)``), ``"mixture"`` (:class:`~mosaicvi.nn.MixturePrior`) or
+        ``"modality"`` (``N(0, I)`` for the fused posterior plus, for each modality, the KL of its
+        unimodal posterior to a learnt mixture prior of its own: :class:`~mosaicvi.nn.ModalityPriors`).
     n_clusters
-        Components of the mixture prior (at least ``n_labels``).
+        Components of the mixture prior, or of each modality's prior (at least ``n_labels``).
     n_labels
         Number of label classes for semi-supervised training (0: no labels). Label codes
         ``0 .. n_labels - 1`` are classes; any other code (scvi-tools puts the unlabelled
@@ -129,6 +136,14 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         Weight of the cross-modal term: for cells with several modalities, each modality ``i``
         alone is fused into ``q(z | x_i)`` and a sample decodes every other modality ``j`` the cell
         has; its NLL (mean over cells) is added to the loss. ``0`` disables it.
+    output_discriminator
+        Train, per modality, an :class:`~mosaicvi.nn.OutputDiscriminator` between observed
+        profiles and draws from the decoded ones (reconstructions and cross-modal decodings),
+        and add the decoders' non-saturating generator term (see
+        :meth:`output_adversarial_losses`). Needs a training plan that steps the
+        discriminators with their own optimiser (:class:`~mosaicvi.train.MosaicTrainingPlan`).
+    output_adversarial_weight
+        Weight, per feature of a modality, of the generator term.
     """
 
     def __init__(
@@ -163,10 +178,12 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         n_labels: int = 0,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
+        output_discriminator: bool = False,
+        output_adversarial_weight: float = 0.01,
     ):
         super().__init__()
-        if prior not in ("normal", "mixture"):
-            raise ValueError(f"`prior` is {prior!r}; use 'normal' or 'mixture'.")
+        if prior not in ("normal", "mixture", "modality"):
+            raise ValueError(f"`prior` is {prior!r}; use 'normal', 'mixture' or 'modality'.")
         if cross_modal_weight < 0:
             raise ValueError(f"`cross_modal_weight` must be >= 0, got {cross_modal_weight}.")
         if not 0.0 <= modality_dropout < 1.0:
@@ -216,18 +233,22 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         self.cross_modal_weight = cross_modal_weight
         self.prior_name = prior
         self.classifier = None
-        if prior == "mixture":
+        self.modality_priors = None
+        if prior in ("mixture", "modality"):
             n_clusters = n_clusters or max(n_labels, 10)
             if n_clusters < n_labels:
                 raise ValueError(
                     f"`n_clusters` ({n_clusters}) must be at least the number of labels "
                     f"({n_labels})."
                 )
+        if prior == "mixture":
             self.prior = MixturePrior(n_latent, n_clusters)
         else:
             self.prior = StandardNormalPrior()
             if n_labels > 0:
                 self.classifier = LatentClassifier(n_latent, n_labels)
+            if prior == "modality":
+                self.modality_priors = ModalityPriors(self.modality_names, n_latent, n_clusters)
         self.decoders = nn.ModuleDict(
             {
                 m: ModalityDecoder(
@@ -249,6 +270,17 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         self.discriminator = (
             BatchDiscriminator(n_latent, n_batch, dropout_rate=dropout_rate)
             if batch_discriminator and n_batch > 1
+            else None
+        )
+        self.output_adversarial_weight = output_adversarial_weight
+        self.output_discriminators = (
+            nn.ModuleDict(
+                {
+                    m: OutputDiscriminator(n_features[m], dropout_rate=dropout_rate)
+                    for m in self.modality_names
+                }
+            )
+            if output_discriminator
             else None
         )
 
@@ -411,6 +443,7 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         generative_outputs: dict,
         kl_weight: float = 1.0,
         adversarial_strength: float = 1.0,
+        output_adversarial_scale: float = 1.0,
         n_importance_samples: int = 1,
         importance_gradient: str = "dreg",
     ) -> LossOutput:
@@ -425,6 +458,10 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
         cross-entropy of the labelled cells (``classification_loss``); with
         ``cross_modal_weight > 0``, that times the cross-modal NLL (``cross_modal_loss``).
         Reconstruction and KL of mixture posteriors are stratified estimates (see the class).
+        With ``prior="modality"`` the unimodal posteriors' KL is the ``kl_modality`` term of the
+        KL. With output discriminators, in training mode, their loss and
+        ``output_adversarial_scale`` (the plan's warm-up) times the generator term are added
+        (``output_discriminator_loss``, ``output_generator_loss``).
         With ``n_importance_samples`` ``K > 1``, the importance-weighted bound with ``K`` draws per
         posterior component and ``importance_gradient`` (``"dreg"`` or ``"iwae"``) replaces the
         ELBO in the loss (see :mod:`mosaicvi.module._importance_weighted`); KL terms other than
@@ -451,6 +488,15 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
             sample_weight,
             labels,
         )
+        if self.modality_priors is not None:
+            kl_local.update(
+                self.modality_priors.kl_terms(
+                    self.fusion,
+                    inference_outputs["embeddings"],
+                    inference_outputs["presence"],
+                    labels,
+                )
+            )
         kl_total = torch.stack(list(kl_local.values())).sum(0)
         elbo_loss = torch.stack(list(reconstruction.values())).sum(0) + kl_weight * kl_total
         if n_importance_samples > 1:  # the bound replaces the ELBO (which is still logged)
@@ -464,7 +510,7 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
             ) + kl_weight * sum(t for k, t in kl_local.items() if k != "kl_z")
         loss = elbo_loss.mean()
         extra_metrics = {}
-        if len(kl_local) > 1:  # the mixture prior's kl_z, kl_u and kl_c, each per cell
+        if len(kl_local) > 1:  # kl_z, kl_u and kl_c of the mixture prior, or kl_modality
             extra_metrics.update({name: term.mean().detach() for name, term in kl_local.items()})
         if labels is not None:
             classification = self.classification_loss(inference_outputs, labels)
@@ -474,6 +520,13 @@ class MosaicVAE(AuxiliaryLossesMixin, ImportanceWeightedMixin, BaseModuleClass):
             cross_modal = self.cross_modal_loss(tensors, inference_outputs, generative_outputs)
             loss = loss + self.cross_modal_weight * cross_modal
             extra_metrics["cross_modal_loss"] = cross_modal.detach()
+        if self.output_discriminators is not None and self.training:
+            adversarial = self.output_adversarial_losses(
+                tensors, inference_outputs, generative_outputs
+            )
+            loss = loss + adversarial["output_discriminator_loss"]
+            loss = loss + output_adversarial_scale * adversarial["output_generator_loss"]
+            extra_metrics.update({k: v.detach() for k, v in adversarial.items()})
         if self.discriminator is not None:
             batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
             logits = self.discriminator(qz.loc, adversarial_strength)
