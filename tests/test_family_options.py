@@ -223,3 +223,21 @@ def test_output_discriminator_scores_dense_and_sparse_rows():
     discriminator.eval()
     x = torch.tensor([[0.0, 1.0, 0.0, 2.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
     torch.testing.assert_close(discriminator(x), discriminator(x.to_sparse_csr()))
+
+
+def test_discriminator_optimiser_state_goes_into_checkpoints(synthetic_mosaic):
+    model = _model(synthetic_mosaic, output_discriminator=True)
+    plan = mosaicvi.train.MosaicTrainingPlan(model.module, lr=1e-3)
+    plan.configure_optimizers()
+    discriminators = model.module.output_discriminators
+    for p in discriminators.parameters():
+        p.grad = torch.ones_like(p)
+    plan.output_discriminator_optimizer.step()
+    checkpoint = {}
+    plan.on_save_checkpoint(checkpoint)
+    resumed = mosaicvi.train.MosaicTrainingPlan(model.module, lr=1e-3)
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.configure_optimizers()
+    state = resumed.output_discriminator_optimizer.state_dict()["state"]
+    assert len(state) == len(list(discriminators.parameters()))
+    assert all(int(s["step"]) == 1 for s in state.values())

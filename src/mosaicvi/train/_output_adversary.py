@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+_CHECKPOINT_KEY = "output_discriminator_optimizer"
+
 
 class OutputAdversaryPlanMixin:
     """Training-plan mixin for modules with ``output_discriminators`` (see ``MosaicVAE``).
@@ -49,6 +51,7 @@ class OutputAdversaryPlanMixin:
             n_epochs_output_adversarial_warmup = self.n_epochs_kl_warmup or 0
         self.n_epochs_output_adversarial_warmup = n_epochs_output_adversarial_warmup
         self.output_discriminator_optimizer: torch.optim.Optimizer | None = None
+        self._pending_discriminator_state: dict | None = None
 
     @property
     def output_discriminators(self) -> torch.nn.Module | None:
@@ -81,7 +84,21 @@ class OutputAdversaryPlanMixin:
             betas=(0.5, 0.999),
             eps=self.eps,
         )
+        if self._pending_discriminator_state is not None:  # resuming from a checkpoint
+            self.output_discriminator_optimizer.load_state_dict(self._pending_discriminator_state)
+            self._pending_discriminator_state = None
         return config
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the discriminators' optimiser state in Lightning checkpoints (resume)."""
+        super().on_save_checkpoint(checkpoint)
+        if self.output_discriminator_optimizer is not None:
+            checkpoint[_CHECKPOINT_KEY] = self.output_discriminator_optimizer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore it when the optimisers are configured (Lightning restores the plan first)."""
+        super().on_load_checkpoint(checkpoint)
+        self._pending_discriminator_state = checkpoint.get(_CHECKPOINT_KEY)
 
     def training_step(self, batch, batch_idx):
         """Training step with the current generator scale."""
