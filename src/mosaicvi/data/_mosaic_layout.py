@@ -197,14 +197,31 @@ def read_counts(adata: AnnData, layer: str | None, where: str) -> sp.csr_matrix:
             f"{where}.{source} holds non-integer values (normalised data?); the count likelihoods "
             "need raw counts. Pass the raw-count layer, e.g. `layers={'rna': 'counts'}`."
         )
-    matrix.eliminate_zeros()
+    if values.size and not values.all():
+        # ``csr_matrix(matrix)`` shares the arrays of a float32 CSR input: prune a copy, never
+        # the user's matrix (eliminate_zeros rewrites its arrays in place).
+        matrix = matrix.copy()
+        matrix.eliminate_zeros()
     return matrix
 
 
 def align_rows(matrix: sp.csr_matrix, rows: np.ndarray, n_obs: int) -> sp.csr_matrix:
-    """Place row ``i`` of ``matrix`` at row ``rows[i]`` of an ``n_obs``-row matrix (zeros elsewhere)."""
+    """Place row ``i`` of ``matrix`` at row ``rows[i]`` of an ``n_obs``-row matrix (zeros elsewhere).
+
+    When ``rows`` is increasing (the modality's cells come in the global order, as in a MuData
+    built by ``mudata.MuData({...})`` from sorted modalities), only the row pointers are new: the
+    result shares its values and column indices with ``matrix``, so setup does not copy the
+    counts (half the peak memory at a million cells).
+    """
     if len(rows) == n_obs and np.array_equal(rows, np.arange(n_obs)):
         return matrix
+    if matrix.has_sorted_indices and np.all(np.diff(rows) > 0):
+        per_row = np.zeros(n_obs, dtype=matrix.indptr.dtype)
+        per_row[rows] = np.diff(matrix.indptr)
+        indptr = np.concatenate([np.zeros(1, per_row.dtype), np.cumsum(per_row)])
+        return sp.csr_matrix(
+            (matrix.data, matrix.indices, indptr), shape=(n_obs, matrix.shape[1]), copy=False
+        )
     selector = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, np.arange(len(rows)))),
         shape=(n_obs, len(rows)),

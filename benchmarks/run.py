@@ -1,0 +1,194 @@
+"""Benchmark runner: one entry point for the size-scaling benchmarks.
+
+``--task speed`` times training throughput of MosaicVI and scvi-tools MULTIVI on the same
+synthetic RNA+ATAC mosaic (:func:`mosaicvi.data.synthetic_mosaic`) and batch size, for each size
+in ``--cells``; each (size, model) runs in its own subprocess (``_speed_child.py``), so peak host
+memory is per model. Cells/s = cells / mean wall time of the epochs after one warm-up epoch
+(training only: ``train_size=1.0``, no validation, no early stopping). ``mosaicvi-3mod`` adds
+MosaicVI on the three-modality mosaic (RNA, ATAC, simulated ADT).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/run.py --task speed --cells 10000,100000
+    python benchmarks/run.py --task speed --cells 1000000 --models mosaicvi --epochs 0
+
+Writes ``results/speed_<device>.md``, ``.csv`` (rows of earlier runs on the same device are kept
+unless re-measured, or dropped with ``--fresh``) and ``speed_<device>.png`` (epoch time vs cells,
+log-log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).parent
+#: Runner model name -> (child model, modalities, label in the table).
+MODELS = {
+    "mosaicvi": ("mosaicvi", "rna,atac", "MosaicVI"),
+    "multivi": ("multivi", "rna,atac", "MULTIVI"),
+    "mosaicvi-3mod": ("mosaicvi", "rna,atac,adt", "MosaicVI"),
+}
+KEY = ["method", "modalities", "cells"]
+COLUMNS = {
+    "cells_per_s": "training cells/s",
+    "epoch_s": "s/epoch",
+    "timed_epochs": "timed epochs",
+    "partial_steps": "steps (partial epoch)",
+    "sparse_input_mb": "sparse input (MB)",
+    "peak_rss_mb": "peak RSS (MB)",
+    "rss_to_input": "peak RSS / input",
+    "rss_above_imports_to_input": "(peak RSS - imports) / input",
+    "rss_after_imports_mb": "RSS after imports (MB)",
+    "rss_after_build_mb": "peak RSS after data (MB)",
+    "peak_gpu_mb": "peak GPU (MB)",
+    "build_s": "data build (s)",
+    "setup_s": "setup (s)",
+    "load_avg_start": "load avg before",
+    "load_avg_end": "load avg after",
+}
+
+
+def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
+    """Run one measurement in a subprocess; ``None`` (and a message) if it failed or timed out."""
+    child, modalities, label = MODELS[model]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "record.json"
+        command = [
+            sys.executable,
+            str(HERE / "_speed_child.py"),
+            f"--model={child}",
+            f"--cells={cells}",
+            f"--modalities={modalities}",
+            f"--epochs={args.epochs}",
+            f"--batch-size={args.batch_size}",
+            f"--accelerator={args.accelerator}",
+            f"--seed={args.seed}",
+            f"--max-steps={args.max_steps}",
+            f"--json={out}",
+        ]
+        load = os.getloadavg()[0]
+        print(f"[{label} {modalities} {cells} cells] {' '.join(command[1:])}", flush=True)
+        try:
+            subprocess.run(command, check=True, timeout=args.timeout, cwd=HERE)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            print(f"  failed: {error}", flush=True)
+            return None
+        record = json.loads(out.read_text())
+    record.update(method=label, load_avg_start=load, batch_size=args.batch_size)
+    record["rss_to_input"] = record["peak_rss_mb"] / record["sparse_input_mb"]
+    above = record["peak_rss_mb"] - record["rss_after_imports_mb"]
+    record["rss_above_imports_to_input"] = above / record["sparse_input_mb"]
+    print(f"  {record['cells_per_s']:.0f} cells/s, peak RSS {record['peak_rss_mb']:.0f} MB")
+    return record
+
+
+def device_slug(device: str) -> str:
+    """File-name form of a device name (``cpu``, ``nvidia-h200``, ...)."""
+    return re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
+
+
+def write_results(records: list[dict], args: argparse.Namespace) -> None:
+    """Merge with earlier rows of the same device; write the table, CSV and plot."""
+    table = pd.DataFrame(records)
+    slug = device_slug(table["device"].iloc[0])
+    csv = args.out / f"speed_{slug}.csv"
+    if csv.exists() and not args.fresh:
+        earlier = pd.read_csv(csv)
+        table = pd.concat([earlier, table]).drop_duplicates(KEY, keep="last")
+    table = table.sort_values(["modalities", "cells", "method"]).reset_index(drop=True)
+    table.to_csv(csv, index=False)
+    columns = [c for c in COLUMNS if c in table]
+    shown = table.set_index(KEY)[columns].rename(columns=COLUMNS)
+    ratio = _ratio_lines(table)
+    header = (
+        f"Training throughput on `{table['device'].iloc[0]}` "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+        f"torch threads {sorted(set(table['torch_threads']))}), batch size "
+        f"{sorted(set(table['batch_size']))}, synthetic SNARE-seq mosaic "
+        "(`mosaicvi.data.synthetic_mosaic`), one warm-up epoch then the timed epochs. "
+        "Load averages above the torch thread count mean other processes shared the CPU."
+    )
+    markdown = header + "\n\n" + shown.to_markdown(floatfmt=".2f") + "\n\n" + ratio + "\n"
+    (args.out / f"speed_{slug}.md").write_text(markdown)
+    print(markdown)
+    plot(table, args.out / f"speed_{slug}.png")
+
+
+def _ratio_lines(table: pd.DataFrame) -> str:
+    """MosaicVI / MULTIVI throughput at every size both ran (RNA+ATAC)."""
+    pair = table[table["modalities"] == "rna,atac"].pivot_table(
+        index="cells", columns="method", values="cells_per_s"
+    )
+    if not {"MosaicVI", "MULTIVI"} <= set(pair.columns):
+        return ""
+    ratio = (pair["MosaicVI"] / pair["MULTIVI"]).dropna()
+    return "\n".join(
+        f"- {cells:,} cells: MosaicVI / MULTIVI cells/s = {value:.2f}x"
+        for cells, value in ratio.items()
+    )
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """Seconds per epoch vs cells, log-log, one line per method and modality set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for (method, modalities), rows in table.groupby(["method", "modalities"]):
+        rows = rows.sort_values("cells")
+        label = f"{method} ({modalities.replace(',', '+').upper()})"
+        ax.plot(rows["cells"], rows["epoch_s"], marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="cells", ylabel="seconds per training epoch")
+    ax.set_title(f"Training time per epoch, {table['device'].iloc[0]}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=["speed"], required=True)
+    parser.add_argument("--cells", default="10000,100000", help="comma-separated sizes")
+    parser.add_argument("--models", default="mosaicvi,multivi", help=f"of {list(MODELS)}")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-steps", type=int, default=-1, help="stop each child after this many steps"
+    )
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per child")
+    parser.add_argument("--fresh", action="store_true", help="drop earlier rows of this device")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
+    records = []
+    for cells in map(int, args.cells.split(",")):
+        for model in models:
+            record = run_child(model, cells, args)
+            if record is not None:
+                records.append(record)
+    if records:
+        write_results(records, args)
+
+
+if __name__ == "__main__":
+    main()
