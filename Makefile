@@ -3,6 +3,7 @@
 #   make demo    install, then train MosaicVI on the embedded SNARE-seq data (scripts/demo.py)
 #   make test    install, then run the test suite (pytest)
 #   make lint    ruff check + ruff format --check
+#   make docs    install the doc extra, build the documentation (warnings are errors)
 #   make clean   remove the virtualenv and caches (results/ is kept)
 #
 # Variables (override on the command line, e.g. `make test PYTEST_ARGS="-x -k setup"`):
@@ -39,7 +40,7 @@ endif
 endif
 endif
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs clean
 .DEFAULT_GOAL := install
 
 install: $(STAMP)
@@ -76,6 +77,16 @@ lint: install
 	@test -x $(BIN)/ruff || $(BIN)/python -m pip install "ruff>=0.6"
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+
+# Sphinx with warnings as errors; the doc extra is (re)installed when pyproject.toml changes.
+DOC_STAMP := $(VENV)/.doc-installed
+$(DOC_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -e ".[doc]"
+	@touch $@
+
+docs: $(DOC_STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "make docs: open docs/_build/html/index.html"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache lightning_logs docs/_build docs/generated build dist
