@@ -144,6 +144,12 @@ def synthetic_mosaic() -> mudata.MuData:
 
 
 @pytest.fixture(scope="session")
+def synthetic_mosaic_factory():
+    """:func:`make_synthetic_mosaic` itself, for fixtures with a module or session scope."""
+    return make_synthetic_mosaic
+
+
+@pytest.fixture(scope="session")
 def _snareseq_small_base() -> tuple[mudata.MuData, list[str]]:
     paired = mosaicvi.data.snareseq()
     rng = np.random.default_rng(0)

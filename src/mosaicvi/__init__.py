@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mosaicvi import data, pl
+from mosaicvi import data, metrics, pl
 from mosaicvi.model import MosaicVI
 
 try:
@@ -10,4 +10,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["MosaicVI", "__version__", "data", "pl"]
+__all__ = ["MosaicVI", "__version__", "data", "metrics", "pl"]

@@ -10,6 +10,7 @@ import torch
 from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import PRESENCE_KEY
+from mosaicvi.model._outputs import masked_presence
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,6 +53,7 @@ class NormalizedExpressionMixin:
         batch_size: int | None = None,
         return_mean: bool = True,
         return_numpy: bool = False,
+        modalities: Sequence[str] | None = None,
     ) -> pd.DataFrame | np.ndarray:
         """Normalised values of one modality for every cell, whether or not it measured it.
 
@@ -96,6 +98,12 @@ class NormalizedExpressionMixin:
             With ``n_samples > 1``, average over samples (else return all samples).
         return_numpy
             Return a numpy array instead of a DataFrame (cells x features).
+        modalities
+            Encode each cell from these modalities only (e.g. ``["atac"]``), as if it had measured
+            nothing else: ``modality="rna", modalities=["atac"]`` imputes RNA from ATAC alone,
+            also for paired cells (cross-modal coherence, :mod:`mosaicvi.metrics`). Every
+            selected cell must have measured at least one of them. ``None``: every modality the
+            cell has.
 
         Returns
         -------
@@ -109,6 +117,10 @@ class NormalizedExpressionMixin:
         >>> # RNA proportions decoded into batch "09A" (batch-corrected), averaged over 10 samples
         >>> rna = model.get_normalized_expression(
         ...     modality="rna", transform_batch="09A", n_samples=10
+        ... )  # doctest: +SKIP
+        >>> # RNA of the paired cells imputed from their ATAC alone
+        >>> from_atac = model.get_normalized_expression(
+        ...     indices=paired_cells, modality="rna", modalities=["atac"]
         ... )  # doctest: +SKIP
         """
         self._check_if_trained(warn=False)
@@ -128,6 +140,8 @@ class NormalizedExpressionMixin:
                 raise ValueError("Give either `n_samples` or `n_samples_overall`, not both.")
             indices = np.random.choice(indices, size=int(n_samples_overall), replace=True)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        if modalities is not None:
+            loader = masked_presence(loader, self._encoding_mask(adata, indices, modalities))
         chunks = []
         for tensors in loader:
             inference = self.module.inference(

@@ -76,6 +76,21 @@ class MosaicOutputsMixin:
             )
         self._check_if_trained(warn=False)
         adata = self._validate_anndata(adata)
+        keep = self._encoding_mask(adata, indices, modalities)
+        loader = self._make_data_loader(
+            adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
+        )
+        return super().get_latent_representation(
+            give_mean=give_mean,
+            mc_samples=mc_samples,
+            return_dist=return_dist,
+            dataloader=masked_presence(loader, keep),
+        )
+
+    def _encoding_mask(
+        self, adata: MuData | AnnData, indices: Sequence[int] | None, modalities: Sequence[str]
+    ) -> torch.Tensor:
+        """Mask of the ``modalities`` to encode from; refuses cells that measured none of them."""
         keep = self._modality_mask(modalities)
         manager = self.get_anndata_manager(adata, required=True)
         presence = np.asarray(manager.get_from_registry(PRESENCE_KEY), dtype=bool)
@@ -86,15 +101,7 @@ class MosaicOutputsMixin:
                 f"{int(empty.sum())} of the selected cells measured none of {list(modalities)}; "
                 "select cells that did with `indices`."
             )
-        loader = self._make_data_loader(
-            adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
-        )
-        return super().get_latent_representation(
-            give_mean=give_mean,
-            mc_samples=mc_samples,
-            return_dist=return_dist,
-            dataloader=_masked(loader, keep),
-        )
+        return keep
 
     def _modality_mask(self, modalities: Sequence[str]) -> torch.Tensor:
         names = list(self.modalities)
@@ -213,7 +220,7 @@ class MosaicOutputsMixin:
                 target.varm[f"{key}_std"] = stds[m].to_numpy()
 
 
-def _masked(loader, keep: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
+def masked_presence(loader, keep: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
     """Minibatches of ``loader`` with the presence mask limited to the ``keep`` modalities."""
     for tensors in loader:
         presence = tensors[PRESENCE_KEY]

@@ -1,0 +1,14 @@
+"""Evaluation of a trained MosaicVI: latent accuracy per modality and cross-modal coherence.
+
+The metrics of MMVAE (Shi et al., 2019) for multimodal VAEs, on cell labels:
+
+- :func:`latent_accuracy`: a linear classifier on the latent code computed from one modality
+  alone, scored on held-out cells of the same or another modality view;
+- :func:`cross_modal_coherence`: a classifier trained on real profiles of one modality labels
+  the profiles imputed from another modality.
+"""
+
+from mosaicvi.metrics._coherence import cross_modal_coherence
+from mosaicvi.metrics._latent_accuracy import latent_accuracy
+
+__all__ = ["cross_modal_coherence", "latent_accuracy"]
