@@ -100,7 +100,7 @@ def stratified_draws(
 
 
 def mixture_prior_log_density(prior: MixturePrior, z: torch.Tensor) -> torch.Tensor:
-    """Unbiased-in-density estimate of ``log p(z)`` under mmAAVI's mixture prior.
+    """Estimate of ``log p(z)`` under mmAAVI's mixture prior (the log of an unbiased ``p(z)``).
 
     ``p(z) = sum_c pi_c E_{u ~ q(u | c, z)}[p(z | c, u) p(u) / q(u | c, z)]`` with one draw of
     ``u`` per cluster (``c`` enumerated as one-hot vectors, ``pi`` uniform). Used only for
