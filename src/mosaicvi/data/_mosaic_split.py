@@ -42,7 +42,7 @@ def mosaic_split(
     ...     paired, {"rna": ["09A", "09B", "09C"], "atac": ["09A", "09D"]}
     ... )
     >>> mosaic.n_obs, mosaic["rna"].n_obs, mosaic["atac"].n_obs
-    (3437, 2621, 1729)
+    (3537, 2621, 1729)
     """
     if batch_key not in mdata.obs.columns:
         raise ValueError(

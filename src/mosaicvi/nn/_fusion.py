@@ -107,8 +107,8 @@ def make_fusion(
     --------
     >>> fusion = make_fusion("poe", ["rna", "atac"], n_input=8, n_latent=4)
     >>> posterior = fusion(torch.randn(3, 2, 8), torch.tensor([[1, 1], [1, 0], [0, 1]]).bool())
-    >>> posterior.modality_weights.sum(1)
-    tensor([1.0000, 1.0000, 1.0000], grad_fn=<SumBackward1>)
+    >>> torch.allclose(posterior.modality_weights.sum(1), torch.ones(3))
+    True
     """
     if name == "attention":
         return AttentionFusion(n_input, n_latent, n_attention)
