@@ -34,7 +34,9 @@ class SafeTrainingMixin:
       first check that the data was not edited since (the aligned copies in ``obsm`` would be
       stale).
     - Training refuses batches of a single cell.
-    - A non-finite loss stops training with a ``FloatingPointError`` naming the loss term.
+    - A non-finite loss stops training with a ``FloatingPointError`` naming the loss term
+      (checked every step on the CPU, every 50 steps on a GPU without stalling it;
+      ``train(check_loss_every_n_steps=1)`` checks every step everywhere).
     - ``train(checkpoint_dir=...)`` writes ``last.ckpt`` there after every epoch;
       ``train(ckpt_path=".../last.ckpt")`` resumes from it (epochs, weights, optimiser state).
     - ``KeyboardInterrupt`` (Ctrl+C, or Jupyter's interrupt) stops training cleanly: the model
@@ -114,7 +116,8 @@ class SafeTrainingMixin:
         checkpoint_dir = kwargs.pop("checkpoint_dir", None)
         if checkpoint_dir is not None:
             callbacks.append(ResumeCheckpoint(checkpoint_dir))
-        kwargs["callbacks"] = [*callbacks, NonFiniteLossGuard(), keeper]
+        guard = NonFiniteLossGuard(kwargs.pop("check_loss_every_n_steps", None))
+        kwargs["callbacks"] = [*callbacks, guard, keeper]
         sigint = signal.getsignal(signal.SIGINT)
         try:
             return super().train(*args, **kwargs)
