@@ -53,6 +53,7 @@ exclude_patterns = [
     "_api_sections.rst",
     "generated/benchmark_tables.md",
     "**.ipynb_checkpoints",
+    "benchmark_figures.py",
 ]
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath"]
 myst_heading_anchors = 3
@@ -109,8 +110,15 @@ def write_api_sections() -> None:
 
 
 def write_benchmark_tables() -> None:
-    """Every ``benchmarks/results/*.md`` under its file name."""
+    """Every ``benchmarks/results/*.md`` under its file name, after the figures drawn from CSVs."""
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from benchmark_figures import write_benchmark_figures
+
     parts = []
+    for figure in write_benchmark_figures(ROOT / "benchmarks" / "results", GENERATED):
+        parts += [f"![{figure.stem}]({figure.name})", ""]
     for table in sorted((ROOT / "benchmarks" / "results").glob("*.md")):
         parts += [f"### `{table.name}`", "", table.read_text().strip(), ""]
     _write_if_changed(GENERATED / "benchmark_tables.md", "\n".join(parts) or "(none yet)\n")
