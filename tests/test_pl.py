@@ -126,3 +126,13 @@ def test_modality_presence_bad_input(synthetic_mosaic):
         mosaicvi.pl.modality_presence(synthetic_mosaic, "batch", show=False)
     with pytest.raises(TypeError, match="MuData"):
         mosaicvi.pl.modality_presence(synthetic_mosaic["rna"], show=False)
+
+
+def test_plots_return_none_when_shown(trained, monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(True))
+    mdata, model = trained
+    assert mosaicvi.pl.training_history(model) is None
+    assert mosaicvi.pl.attention_weights(model.get_attention_weights(), mdata.obs["batch"]) is None
+    assert mosaicvi.pl.modality_presence(mdata, "batch") is None
+    assert len(shown) == 3

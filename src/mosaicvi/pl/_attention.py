@@ -22,7 +22,7 @@ def attention_weights(
     presence: pd.DataFrame | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
-) -> Axes:
+) -> Axes | None:
     """Distribution of each modality's weight in the cells' latent codes, per group of cells.
 
     For each group (x axis, e.g. batch) and modality (colour), the weights of the cells that
@@ -49,7 +49,8 @@ def attention_weights(
 
     Returns
     -------
-    The Axes: x tick labels the groups, y axis the weight (0-1), a legend entry per modality.
+    The Axes (``None`` when shown, as scanpy): x tick labels the groups, y axis the weight
+    (0-1), a legend entry per modality.
 
     Examples
     --------
@@ -130,4 +131,5 @@ def attention_weights(
     ax.legend(title="modality", frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left")
     if show:
         plt.show()
+        return None
     return ax

@@ -47,7 +47,7 @@ def training_history(
     skip_zero: bool = True,
     ncols: int = 3,
     show: bool | None = None,
-) -> Figure:
+) -> Figure | None:
     """One panel per loss term of a trained model, per epoch, training and validation.
 
     Parameters
@@ -68,7 +68,8 @@ def training_history(
 
     Returns
     -------
-    The Figure; each panel is titled by its term, x axis ``epoch``, a legend per split.
+    The Figure (``None`` when shown, as scanpy); each panel is titled by its term, x axis
+    ``epoch``, a legend per split.
 
     Examples
     --------
@@ -125,4 +126,5 @@ def training_history(
     fig.tight_layout()
     if show is None or show:
         plt.show()
+        return None
     return fig

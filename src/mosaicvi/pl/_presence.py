@@ -51,7 +51,7 @@ def modality_presence(
     cmap: str = "Blues",
     ax: Axes | None = None,
     show: bool | None = None,
-) -> Axes:
+) -> Axes | None:
     """Heatmap of the fraction of each group's cells that measured each modality.
 
     Rows are the groups (e.g. batches), columns the modalities; each cell of the table shows
@@ -73,7 +73,8 @@ def modality_presence(
 
     Returns
     -------
-    The Axes: y tick labels the groups, x tick labels the modalities.
+    The Axes (``None`` when shown, as scanpy): y tick labels the groups, x tick labels the
+    modalities.
 
     Examples
     --------
@@ -119,4 +120,5 @@ def modality_presence(
     ax.set_title("cells that measured each modality", fontsize="medium", pad=20)
     if show:
         plt.show()
+        return None
     return ax
