@@ -137,6 +137,9 @@ def write_tables(csv: Path, header: str, include: list[Path]) -> pd.DataFrame:
     """The table of ``csv`` plus rows of ``include`` CSVs it lacks (their shared columns)."""
     table = pd.read_csv(csv, index_col="row")
     for path in include:
+        if not path.exists():
+            print(f"--include: {path} does not exist (yet); its rows are left out", flush=True)
+            continue
         other = pd.read_csv(path, index_col="row")
         other = other.loc[[r for r in other.index if r not in table.index]]
         other["from"] = path.name
