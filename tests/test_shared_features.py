@@ -103,6 +103,18 @@ def test_graph_ties_two_panels_and_the_model_trains(panels, train_quick):
     assert z.shape == (400, 8) and np.isfinite(z).all()
     embeddings = model.get_feature_embeddings()
     assert set(embeddings) == set(KINDS)
+    # The links reach the model: a linked pair (its only link) shares one embedding after the
+    # graph encoder's propagation step; the other cross-panel pairs do not.
+    a = embeddings["adt_panel_a"].to_numpy()
+    b = embeddings["adt_panel_b"].to_numpy()
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    cosine = a @ b.T
+    linked = np.zeros_like(cosine, dtype=bool)
+    rows = embeddings["adt_panel_a"].index.get_indexer(found.edges["source"])
+    cols = embeddings["adt_panel_b"].index.get_indexer(found.edges["target"])
+    linked[rows, cols] = True
+    assert cosine[linked].min() > 0.99 > cosine[~linked].mean()
 
 
 def test_species_case_insensitive_one_to_one():
