@@ -134,17 +134,32 @@ def header(args: argparse.Namespace, n_cells: int, unintegrated_csv: Path) -> st
 
 
 def write_tables(csv: Path, header: str, include: list[Path]) -> pd.DataFrame:
-    """The table of ``csv`` plus rows of ``include`` CSVs it lacks (their shared columns)."""
+    """The table of ``csv`` plus the rows of ``include`` CSVs (their shared columns).
+
+    An included row named like one of ours is skipped when it ran for as many epochs, and
+    otherwise kept as ``"<row> (<epochs> epochs)"``; ``from`` names the CSV a row came from.
+    """
     table = pd.read_csv(csv, index_col="row")
+    table["from"] = csv.name
     for path in include:
         if not path.exists():
             print(f"--include: {path} does not exist (yet); its rows are left out", flush=True)
             continue
         other = pd.read_csv(path, index_col="row")
-        other = other.loc[[r for r in other.index if r not in table.index]]
-        other["from"] = path.name
-        table = pd.concat([table, other[[c for c in [*table.columns, "from"] if c in other]]])
-    order = [r for r in ROWS if r in table.index]
+        for row, values in other.iterrows():
+            name = row
+            if name in table.index:
+                if table.loc[name, "epochs"] == values.get("epochs"):
+                    continue
+                name = f"{row} ({int(values['epochs'])} epochs)"
+            kept = values[[c for c in table.columns if c in values.index]]
+            table.loc[name] = kept.reindex(table.columns)
+            table.loc[name, "from"] = path.name
+    base = list(ROWS)
+    order = sorted(
+        table.index,
+        key=lambda r: (base.index(r.split(" (")[0]) if r.split(" (")[0] in base else 99, r),
+    )
     table = table.loc[order]
     (csv.with_suffix(".md")).write_text(header + "\n\n" + table.to_markdown(floatfmt=".3f") + "\n")
     return table
