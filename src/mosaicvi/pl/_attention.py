@@ -124,7 +124,13 @@ def attention_weights(
             for line in ("cbars", "cmins", "cmaxes"):
                 parts[line].set_color(color)
             ax.bar([], [], color=color, label=modality)
-    ax.set_xticks(np.arange(len(names)), names, rotation=90 if len(names) > 6 else 0)
+    crowded = len(names) > 6 or max(len(str(n)) for n in names) > 8
+    ax.set_xticks(
+        np.arange(len(names)),
+        names,
+        rotation=45 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("attention weight")
     ax.set_xlabel(group.name if isinstance(group.name, str) else "group")
