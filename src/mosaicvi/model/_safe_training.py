@@ -10,6 +10,7 @@ import numpy as np
 from scvi import REGISTRY_KEYS
 
 from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
+from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys
 from mosaicvi.model._query_checks import check_query_categories
 from mosaicvi.train._guards import (
@@ -118,9 +119,13 @@ class SafeTrainingMixin:
             callbacks.append(ResumeCheckpoint(checkpoint_dir))
         guard = NonFiniteLossGuard(kwargs.pop("check_loss_every_n_steps", None))
         kwargs["callbacks"] = [*callbacks, guard, keeper]
+        kwargs = distributed_train_kwargs(kwargs)
         sigint = signal.getsignal(signal.SIGINT)
         try:
-            return super().train(*args, **kwargs)
+            with warnings.catch_warnings():
+                # distributed_train_kwargs replaced scvi-tools' early stopping under DDP.
+                warnings.filterwarnings("ignore", message="early_stopping was automatically")
+                return super().train(*args, **kwargs)
         except SystemExit:
             if not keeper.interrupted:
                 raise

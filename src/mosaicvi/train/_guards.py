@@ -54,7 +54,7 @@ class NonFiniteLossGuard(Callback):
             return
         every = self.check_every_n_steps or (1 if loss.device.type == "cpu" else 50)
         if every <= 1:
-            if not torch.isfinite(loss).all():
+            if not _all_ranks(trainer, bool(torch.isfinite(loss).all())):
                 raise NonFiniteLossError(
                     diagnose(pl_module, batch, trainer.current_epoch, batch_idx)
                 )
@@ -69,8 +69,10 @@ class NonFiniteLossGuard(Callback):
         if not pending:
             return
         finite = torch.stack([flag for _, _, flag in pending]).cpu()
-        if bool(finite.all()):
+        if _all_ranks(trainer, bool(finite.all())):
             return
+        if bool(finite.all()):  # another process saw it: stop here too, naming its last step
+            finite[-1] = False
         batch_idx, batch, _ = pending[int(torch.nonzero(~finite)[0])]
         every = every or self.check_every_n_steps or 50
         raise NonFiniteLossError(
@@ -89,6 +91,13 @@ class NonFiniteLossGuard(Callback):
         bad = non_finite_parameters(pl_module.module)
         if bad:
             raise NonFiniteLossError(diverged_message(bad, getattr(pl_module, "lr", None)))
+
+
+def _all_ranks(trainer, finite: bool) -> bool:
+    """``finite`` on every process of a distributed run (so that all of them stop together)."""
+    if getattr(trainer, "world_size", 1) > 1:
+        return bool(trainer.strategy.reduce_boolean_decision(finite, all=True))
+    return finite
 
 
 def diverged_message(bad_parameters: list[str], lr: float | None) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scvi
 import torch
 from scvi import REGISTRY_KEYS
-from torch.utils.data import Sampler, default_convert
+from torch.utils.data import DistributedSampler, Sampler, default_convert
 
 from mosaicvi.train._data_splitter import SparseDataSplitter
 
@@ -46,27 +47,65 @@ class LabelledBatchSampler(Sampler):
         Minibatch size.
     labelled_fraction
         Share of each minibatch given to labelled cells (at least one).
+    num_replicas
+        Processes of a distributed (DDP) run: each takes every ``num_replicas``-th minibatch of
+        one shared shuffle (seeded by ``seed`` and the epoch, so all processes draw the same),
+        and all take the same number of minibatches.
+    rank
+        This process's rank among ``num_replicas``.
+    seed
+        Seed of the shared shuffle (distributed runs only; otherwise torch's global RNG).
     """
 
-    def __init__(self, labelled: np.ndarray, batch_size: int, labelled_fraction: float):
+    def __init__(
+        self,
+        labelled: np.ndarray,
+        batch_size: int,
+        labelled_fraction: float,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+    ):
         self.labelled = np.flatnonzero(labelled)
         self.unlabelled = np.flatnonzero(~labelled)
         self.n_labelled = max(1, int(batch_size * labelled_fraction))
         self.n_unlabelled = max(1, batch_size - self.n_labelled)
+        self.num_replicas, self.rank, self.seed, self.epoch = num_replicas, rank, seed, 0
 
-    def __len__(self) -> int:
+    @property
+    def n_batches(self) -> int:
+        """Minibatches of one epoch over all processes."""
         return max(1, -(-len(self.unlabelled) // self.n_unlabelled))
 
-    def _labelled_stream(self) -> Iterator[int]:
+    def __len__(self) -> int:
+        return -(-self.n_batches // self.num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch of the shared shuffle (Lightning calls this at every epoch under DDP)."""
+        self.epoch = epoch
+
+    def _permutation(self, n: int, generator: torch.Generator | None) -> np.ndarray:
+        return torch.randperm(n, generator=generator).numpy()
+
+    def _labelled_stream(self, generator: torch.Generator | None) -> Iterator[int]:
         while True:
-            yield from self.labelled[torch.randperm(len(self.labelled)).numpy()]
+            yield from self.labelled[self._permutation(len(self.labelled), generator)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = self.unlabelled[torch.randperm(len(self.unlabelled)).numpy()]
-        stream = self._labelled_stream()
-        for i in range(len(self)):
+        generator = None
+        if self.num_replicas > 1:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            self.epoch += 1
+        order = self.unlabelled[self._permutation(len(self.unlabelled), generator)]
+        stream = self._labelled_stream(generator)
+        # Every process draws every minibatch (keeping the shared stream in step) and keeps its
+        # share; the last round wraps around so that all get len(self) minibatches.
+        for j in range(len(self) * self.num_replicas):
+            i = j % self.n_batches
             chunk = order[i * self.n_unlabelled : (i + 1) * self.n_unlabelled].tolist()
-            yield chunk + [int(next(stream)) for _ in range(self.n_labelled)]
+            labelled = [int(next(stream)) for _ in range(self.n_labelled)]
+            if j % self.num_replicas == self.rank:
+                yield chunk + labelled
 
 
 class SemiSupervisedDataSplitter(SparseDataSplitter):
@@ -112,8 +151,13 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
         kwargs = dict(self.data_loader_kwargs)
         batch_size = kwargs.pop("batch_size", None) or 128
         kwargs.pop("shuffle", None)
-        sampler = LabelledBatchSampler(
-            self.labelled[self.train_idx], batch_size, self.labelled_fraction
+        replicas = distributed_replicas() if kwargs.pop("distributed_sampler", False) else None
+        sampler_cls = DistributedLabelledBatchSampler if replicas else LabelledBatchSampler
+        sampler = sampler_cls(
+            self.labelled[self.train_idx],
+            batch_size,
+            self.labelled_fraction,
+            **(replicas or {}),
         )
         # The sampler yields whole minibatches: the loader fetches one per step (batch of one
         # minibatch), which ``_single_minibatch`` unwraps.
@@ -126,6 +170,27 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
             pin_memory=self.pin_memory,
             **kwargs,
         )
+
+
+class DistributedLabelledBatchSampler(LabelledBatchSampler, DistributedSampler):
+    """:class:`LabelledBatchSampler` that shards itself across DDP processes.
+
+    A ``DistributedSampler`` only by type, so that Lightning does not shard it a second time.
+    """
+
+    def __init__(self, *args, **kwargs):
+        LabelledBatchSampler.__init__(self, *args, **kwargs)
+
+
+def distributed_replicas() -> dict[str, int] | None:
+    """``num_replicas``, ``rank`` and a shared ``seed`` of a running DDP job, else ``None``."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    return {
+        "num_replicas": torch.distributed.get_world_size(),
+        "rank": torch.distributed.get_rank(),
+        "seed": int(scvi.settings.seed or 0),
+    }
 
 
 def _single_minibatch(items: list[dict]) -> dict:

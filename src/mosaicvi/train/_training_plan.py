@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from scvi.train import TrainingPlan
 
+from mosaicvi.train._distributed_logging import DistributedLoggingMixin
 from mosaicvi.train._output_adversary import OutputAdversaryPlanMixin
 
 
-class MosaicTrainingPlan(OutputAdversaryPlanMixin, TrainingPlan):
+class MosaicTrainingPlan(DistributedLoggingMixin, OutputAdversaryPlanMixin, TrainingPlan):
     """:class:`scvi.train.TrainingPlan` that also ramps up the batch-adversarial strength.
 
     The gradient-reversal strength grows linearly from 0 to ``adversarial_strength`` over
