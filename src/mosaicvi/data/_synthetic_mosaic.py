@@ -49,7 +49,7 @@ def synthetic_mosaic(
     n_proteins: int = 50,
     seed: int = 0,
     source: mudata.MuData | None = None,
-    chunk_size: int = 50_000,
+    chunk_size: int = 20_000,
 ) -> mudata.MuData:
     """A mosaic MuData of ``n_cells`` cells resampled and perturbed from real SNARE-seq cells.
 
@@ -201,7 +201,9 @@ def _mix_counts(
     x: sp.csr_matrix, recipe: _Recipe, cells: np.ndarray, rng, chunk_size: int
 ) -> sp.csr_matrix:
     """Counts of ``cells``: thinned counts of each cell's two source cells, summed."""
-    pieces = []
+    per_row = np.diff(x.indptr)
+    bound = int(per_row[recipe.first[cells]].sum() + per_row[recipe.second[cells]].sum())
+    writer = _CsrWriter(len(cells), x.shape[1], bound)
     for start in range(0, len(cells), chunk_size):
         chunk = cells[start : start + chunk_size]
         depth = rng.uniform(0.7, 1.0, size=len(chunk))
@@ -210,8 +212,8 @@ def _mix_counts(
             x[recipe.second[chunk]], (1.0 - weight) * depth, rng
         )
         mixed.eliminate_zeros()
-        pieces.append(mixed.astype(np.float32))
-    return _stack_rows(pieces, x.shape[1])
+        writer.append(mixed)
+    return writer.result()
 
 
 def _thin(x: sp.csr_matrix, keep: np.ndarray, rng) -> sp.csr_matrix:
@@ -222,25 +224,37 @@ def _thin(x: sp.csr_matrix, keep: np.ndarray, rng) -> sp.csr_matrix:
     return sp.csr_matrix((values, x.indices, x.indptr), shape=x.shape)
 
 
-def _stack_rows(pieces: list[sp.csr_matrix], n_cols: int) -> sp.csr_matrix:
-    """Stack CSR chunks into one CSR, freeing each chunk as soon as it is copied."""
-    nnz = sum(p.nnz for p in pieces)
-    n_rows = sum(p.shape[0] for p in pieces)
-    index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
-    data = np.empty(nnz, dtype=np.float32)
-    indices = np.empty(nnz, dtype=index_dtype)
-    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
-    row = at = 0
-    while pieces:
-        piece = pieces.pop(0)
-        data[at : at + piece.nnz] = piece.data
-        indices[at : at + piece.nnz] = piece.indices
-        indptr[row + 1 : row + piece.shape[0] + 1] = piece.indptr[1:] + at
-        row, at = row + piece.shape[0], at + piece.nnz
-        del piece
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
-    matrix.sort_indices()
-    return matrix
+class _CsrWriter:
+    """Fill one CSR matrix chunk by chunk, into arrays sized by an upper bound of its non-zeros.
+
+    Only the pages written become resident, so memory stays at the result plus one chunk (a list
+    of chunks stacked at the end would hold about twice the result).
+    """
+
+    def __init__(self, n_rows: int, n_cols: int, nnz_bound: int):
+        index_dtype = np.int32 if nnz_bound < np.iinfo(np.int32).max else np.int64
+        self.shape = (n_rows, n_cols)
+        self.data = np.empty(nnz_bound, dtype=np.float32)
+        self.indices = np.empty(nnz_bound, dtype=index_dtype)
+        self.indptr = np.zeros(n_rows + 1, dtype=index_dtype)
+        self.row = self.nnz = 0
+
+    def append(self, piece: sp.csr_matrix) -> None:
+        """Write the rows of ``piece`` after those written so far."""
+        piece.sort_indices()
+        end = self.nnz + piece.nnz
+        self.data[self.nnz : end] = piece.data
+        self.indices[self.nnz : end] = piece.indices
+        self.indptr[self.row + 1 : self.row + piece.shape[0] + 1] = piece.indptr[1:] + self.nnz
+        self.row, self.nnz = self.row + piece.shape[0], end
+
+    def result(self) -> sp.csr_matrix:
+        """The matrix (its arrays are views of the written part)."""
+        return sp.csr_matrix(
+            (self.data[: self.nnz], self.indices[: self.nnz], self.indptr),
+            shape=self.shape,
+            copy=False,
+        )
 
 
 def protein_profiles(paired: mudata.MuData, n_proteins: int) -> tuple[pd.DataFrame, list[str]]:
@@ -286,11 +300,11 @@ def _simulate_proteins(
     """NB counts ``mean = s * depth * (background + level[type])`` with ``s`` lognormal(0, 0.4)."""
     type_row = profiles.index.get_indexer(source_types.astype(str).to_numpy())
     levels = profiles.to_numpy()
-    pieces = []
+    writer = _CsrWriter(len(cells), levels.shape[1], len(cells) * levels.shape[1])
     for start in range(0, len(cells), chunk_size):
         chunk = cells[start : start + chunk_size]
         scale = rng.lognormal(0.0, 0.4, size=(len(chunk), 1))
         mean = scale * depth * (background + levels[type_row[recipe.first[chunk]]])
         counts = rng.poisson(rng.gamma(theta, mean / theta)).astype(np.float32)
-        pieces.append(sp.csr_matrix(counts))
-    return _stack_rows(pieces, levels.shape[1])
+        writer.append(sp.csr_matrix(counts))
+    return writer.result()
