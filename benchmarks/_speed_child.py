@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--warmup-steps", type=int, default=0, help="warm up this many steps, not an epoch"
+    )
+    parser.add_argument(
         "--max-steps", type=int, default=-1, help="stop after this many steps (memory runs)"
     )
     parser.add_argument("--json", required=True)
@@ -111,22 +114,31 @@ def main() -> None:
     record["setup_s"] = time.perf_counter() - start
     record["rss_after_setup_mb"] = peak_rss_mb()
     timer = EpochTimer()
+    common = {
+        "batch_size": args.batch_size,
+        "train_size": 1.0,
+        "early_stopping": False,
+        "accelerator": args.accelerator,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    warmup_epochs = 1
+    if args.warmup_steps > 0:
+        # A short warm-up (first-step allocations, kernel selection) instead of a full epoch.
+        model.train(max_epochs=1, max_steps=args.warmup_steps, **common)
+        warmup_epochs = 0
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model.train(
-        max_epochs=1 + args.epochs,
-        batch_size=args.batch_size,
-        train_size=1.0,
-        early_stopping=False,
-        accelerator=args.accelerator,
+        max_epochs=warmup_epochs + args.epochs,
         callbacks=[timer],
         max_steps=args.max_steps,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        **common,
     )
-    timed = timer.seconds[1:] or timer.seconds
-    record["warmup_epoch_s"] = timer.seconds[0]
-    record["timed_epochs"] = len(timer.seconds) - 1
+    timed = timer.seconds[warmup_epochs:] or timer.seconds
+    record["warmup_epoch_s"] = timer.seconds[0] if warmup_epochs else float("nan")
+    record["warmup_steps"] = args.warmup_steps if not warmup_epochs else 0
+    record["timed_epochs"] = len(timer.seconds) - warmup_epochs
     record["epoch_s"] = float(np.mean(timed))
     record["cells_per_s"] = args.cells / record["epoch_s"]
     if args.max_steps > 0 and args.max_steps * args.batch_size < args.cells:

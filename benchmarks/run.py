@@ -43,6 +43,7 @@ COLUMNS = {
     "cells_per_s": "training cells/s",
     "epoch_s": "s/epoch",
     "timed_epochs": "timed epochs",
+    "warmup_steps": "warm-up steps (0: one epoch)",
     "partial_steps": "steps (partial epoch)",
     "sparse_input_mb": "sparse input (MB)",
     "peak_rss_mb": "peak RSS (MB)",
@@ -74,6 +75,7 @@ def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
             f"--accelerator={args.accelerator}",
             f"--seed={args.seed}",
             f"--max-steps={args.max_steps}",
+            f"--warmup-steps={args.warmup_steps}",
             f"--json={out}",
         ]
         load = os.getloadavg()[0]
@@ -170,6 +172,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--max-steps", type=int, default=-1, help="stop each child after this many steps"
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=0,
+        help="warm up this many steps instead of one epoch (then every epoch is timed)",
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per child")
     parser.add_argument("--fresh", action="store_true", help="drop earlier rows of this device")
