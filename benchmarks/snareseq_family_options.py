@@ -124,8 +124,8 @@ def header(args: argparse.Namespace, n_cells: int, unintegrated_csv: Path) -> st
     text = (
         f"SNARE-seq mosaic (4 paired / 4 RNA-only / 4 ATAC-only samples, {n_cells} cells), "
         f"{args.epochs} epochs, batch size {args.batch_size}, seed {args.seed}, "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
-        f"threads (CPU shared with other work), scvi-tools {scvi.__version__}"
+        f"{platform.processor() or platform.machine()} (CPU shared with other work; threads per "
+        f"row in `torch threads`), scvi-tools {scvi.__version__}"
     )
     if unintegrated_csv.exists():
         total = pd.read_csv(unintegrated_csv, index_col=0).loc["Unintegrated", "Total"]
@@ -161,8 +161,14 @@ def write_tables(csv: Path, header: str, include: list[Path]) -> pd.DataFrame:
         key=lambda r: (base.index(r.split(" (")[0]) if r.split(" (")[0] in base else 99, r),
     )
     table = table.loc[order]
-    (csv.with_suffix(".md")).write_text(header + "\n\n" + table.to_markdown(floatfmt=".3f") + "\n")
+    (csv.with_suffix(".md")).write_text(header + "\n\n" + transposed(table) + "\n")
     return table
+
+
+def transposed(table: pd.DataFrame) -> str:
+    """Markdown with one column per row of ``table`` (options side by side), numbers to 3 places."""
+    shown = table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
+    return shown.T.to_markdown()
 
 
 def main() -> None:
@@ -247,6 +253,7 @@ def main() -> None:
         result.update(imputation_scores(model, mosaic, truth, cells))
         result.update(coherence_scores(model, paired_cells, args.seed))
         result["train time (s)"] = seconds
+        result["torch threads"] = torch.get_num_threads()
         print(result, flush=True)
         frame = pd.DataFrame([result]).set_index("row")
         if csv.exists():
@@ -254,10 +261,10 @@ def main() -> None:
             frame = pd.concat([earlier.drop(index=row, errors="ignore"), frame])
         frame.to_csv(csv)
         table = write_tables(csv, header(args, mosaic.n_obs, unintegrated_csv), args.include)
-        print(table.to_markdown(floatfmt=".3f"), flush=True)
+        print(transposed(table), flush=True)
     if not args.rows and csv.exists():
         table = write_tables(csv, header(args, mosaic.n_obs, unintegrated_csv), args.include)
-        print(table.to_markdown(floatfmt=".3f"), flush=True)
+        print(transposed(table), flush=True)
 
 
 if __name__ == "__main__":
