@@ -62,6 +62,26 @@ ROWS = {
 LABELS = "cell_type"
 
 
+def mosaic_with_hidden_truth():
+    """The SNARE-seq mosaic, the cells hiding each modality, and their hidden measured profiles.
+
+    Returns ``(mosaic, layout, cells, truth)``: ``cells["rna_only"]`` / ``cells["atac_only"]`` index
+    the mosaic's cells without ATAC / RNA, ``truth["atac"]`` / ``truth["rna"]`` their hidden counts.
+    """
+    paired = mosaicvi.data.snareseq()
+    mosaic, layout = snareseq_mosaic()
+    names = mosaic.obs_names
+    cells = {
+        "rna_only": hidden_cells(mosaic, layout, "rna"),
+        "atac_only": hidden_cells(mosaic, layout, "atac"),
+    }
+    truth = {
+        "atac": paired["atac"][names[cells["rna_only"]]].X,
+        "rna": paired["rna"][names[cells["atac_only"]]].X,
+    }
+    return mosaic, layout, cells, truth
+
+
 def coherence_scores(model, paired_cells: np.ndarray, seed: int) -> dict[str, float]:
     """Latent accuracy, cross-modal coherence and paired FOSCTTM (see the module docstring)."""
     latent = mosaicvi.metrics.latent_accuracy(model, LABELS, ["rna", "atac"], seed=seed)
@@ -201,17 +221,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / f"{args.name}.csv"
 
-    paired = mosaicvi.data.snareseq()
-    mosaic, layout = snareseq_mosaic()
-    names = mosaic.obs_names
-    cells = {
-        "rna_only": hidden_cells(mosaic, layout, "rna"),
-        "atac_only": hidden_cells(mosaic, layout, "atac"),
-    }
-    truth = {
-        "atac": paired["atac"][names[cells["rna_only"]]].X,
-        "rna": paired["rna"][names[cells["atac_only"]]].X,
-    }
+    mosaic, layout, cells, truth = mosaic_with_hidden_truth()
     both = set(layout["rna"]) & set(layout["atac"])
     paired_cells = np.flatnonzero(mosaic.obs["batch"].astype(str).isin(both).to_numpy())
     unintegrated_csv = args.out / f"{args.name}_unintegrated_scib.csv"

@@ -29,10 +29,15 @@ import pandas as pd
 import scvi
 import torch
 from _metrics import scib_scores
-from _mosaic_data import snareseq_mosaic, zero_padded
+from _mosaic_data import zero_padded
 from _realism_metrics import realism_scores
-from snareseq_family_options import LABELS, ROWS, coherence_scores, imputation_scores
-from snareseq_imputation import hidden_cells
+from snareseq_family_options import (
+    LABELS,
+    ROWS,
+    coherence_scores,
+    imputation_scores,
+    mosaic_with_hidden_truth,
+)
 from snareseq_mosaic import unintegrated_pca
 
 import mosaicvi
@@ -55,17 +60,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / f"{args.name}.csv"
 
-    paired = mosaicvi.data.snareseq()
-    mosaic, layout = snareseq_mosaic()
-    names = mosaic.obs_names
-    cells = {
-        "rna_only": hidden_cells(mosaic, layout, "rna"),
-        "atac_only": hidden_cells(mosaic, layout, "atac"),
-    }
-    truth = {
-        "atac": paired["atac"][names[cells["rna_only"]]].X,
-        "rna": paired["rna"][names[cells["atac_only"]]].X,
-    }
+    mosaic, layout, cells, truth = mosaic_with_hidden_truth()
     both = set(layout["rna"]) & set(layout["atac"])
     paired_cells = np.flatnonzero(mosaic.obs["batch"].astype(str).isin(both).to_numpy())
     pca_path = args.out / "snareseq_family_options_unintegrated_pca.npy"
