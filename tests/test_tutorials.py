@@ -22,7 +22,11 @@ IDS = [p.stem for p in NOTEBOOKS]
 
 
 def test_there_are_tutorials():
-    assert {p.stem for p in NOTEBOOKS} >= {"snareseq_mosaic", "guidance_graph_bmmc", "differential_features"}
+    assert {p.stem for p in NOTEBOOKS} >= {
+        "snareseq_mosaic",
+        "guidance_graph_bmmc",
+        "differential_features",
+    }
 
 
 def _parameters_cell(notebook) -> int:
