@@ -82,6 +82,23 @@ def mosaic_with_hidden_truth():
     return mosaic, layout, cells, truth
 
 
+def paired_cell_indices(mosaic, layout: dict[str, list[str]]) -> np.ndarray:
+    """Indices of the mosaic's cells from samples that kept both RNA and ATAC."""
+    both = set(layout["rna"]) & set(layout["atac"])
+    return np.flatnonzero(mosaic.obs["batch"].astype(str).isin(both).to_numpy())
+
+
+def cached_unintegrated_pca(mosaic, out: Path, seed: int) -> np.ndarray:
+    """The unintegrated PCA of the mosaic; seed 0's is cached in ``out`` for the family scripts."""
+    path = out / "snareseq_family_options_unintegrated_pca.npy"
+    if seed == 0 and path.exists():
+        return np.load(path)
+    pca = unintegrated_pca(zero_padded(mosaic), seed=seed)
+    if seed == 0:
+        np.save(path, pca)
+    return pca
+
+
 def coherence_scores(model, paired_cells: np.ndarray, seed: int) -> dict[str, float]:
     """Latent accuracy, cross-modal coherence and paired FOSCTTM (see the module docstring)."""
     latent = mosaicvi.metrics.latent_accuracy(model, LABELS, ["rna", "atac"], seed=seed)
@@ -222,15 +239,9 @@ def main() -> None:
     csv = args.out / f"{args.name}.csv"
 
     mosaic, layout, cells, truth = mosaic_with_hidden_truth()
-    both = set(layout["rna"]) & set(layout["atac"])
-    paired_cells = np.flatnonzero(mosaic.obs["batch"].astype(str).isin(both).to_numpy())
+    paired_cells = paired_cell_indices(mosaic, layout)
     unintegrated_csv = args.out / f"{args.name}_unintegrated_scib.csv"
-    pca_path = args.out / f"{args.name}_unintegrated_pca.npy"
-    if pca_path.exists():
-        pca = np.load(pca_path)
-    else:
-        pca = unintegrated_pca(zero_padded(mosaic), seed=args.seed)
-        np.save(pca_path, pca)
+    pca = cached_unintegrated_pca(mosaic, args.out, args.seed)
     mosaicvi.MosaicVI.setup_mudata(mosaic, batch_key="batch", labels_key=LABELS)
 
     for row in args.rows:

@@ -29,16 +29,16 @@ import pandas as pd
 import scvi
 import torch
 from _metrics import scib_scores
-from _mosaic_data import zero_padded
 from _realism_metrics import realism_scores
 from snareseq_family_options import (
     LABELS,
     ROWS,
+    cached_unintegrated_pca,
     coherence_scores,
     imputation_scores,
     mosaic_with_hidden_truth,
+    paired_cell_indices,
 )
-from snareseq_mosaic import unintegrated_pca
 
 import mosaicvi
 
@@ -61,14 +61,8 @@ def main() -> None:
     csv = args.out / f"{args.name}.csv"
 
     mosaic, layout, cells, truth = mosaic_with_hidden_truth()
-    both = set(layout["rna"]) & set(layout["atac"])
-    paired_cells = np.flatnonzero(mosaic.obs["batch"].astype(str).isin(both).to_numpy())
-    pca_path = args.out / "snareseq_family_options_unintegrated_pca.npy"
-    if pca_path.exists():
-        pca = np.load(pca_path)
-    else:
-        pca = unintegrated_pca(zero_padded(mosaic), seed=args.seed)
-        np.save(pca_path, pca)
+    paired_cells = paired_cell_indices(mosaic, layout)
+    pca = cached_unintegrated_pca(mosaic, args.out, args.seed)
     mosaicvi.MosaicVI.setup_mudata(mosaic, batch_key="batch", labels_key=LABELS)
     header = (
         f"SNARE-seq mosaic (4 paired / 4 RNA-only / 4 ATAC-only samples, {mosaic.n_obs} cells), "

@@ -33,14 +33,13 @@ import pandas as pd
 import scvi
 import torch
 from _metrics import scib_scores
-from _mosaic_data import zero_padded
 from snareseq_family_options import (
     LABELS,
+    cached_unintegrated_pca,
     coherence_scores,
     imputation_scores,
     mosaic_with_hidden_truth,
 )
-from snareseq_mosaic import unintegrated_pca
 
 import mosaicvi
 
@@ -88,11 +87,7 @@ def main() -> None:
         "ATAC-only": np.isin(batch, sorted(set(layout["atac"]) - both)),
     }
     paired_cells = np.flatnonzero(groups["paired"])
-    cached = args.out / "snareseq_family_options_unintegrated_pca.npy"  # its seed-0 PCA
-    if args.seed == 0 and cached.exists():
-        pca = np.load(cached)
-    else:
-        pca = unintegrated_pca(zero_padded(mosaic), seed=args.seed)
+    pca = cached_unintegrated_pca(mosaic, args.out, args.seed)
     mosaicvi.MosaicVI.setup_mudata(mosaic, batch_key="batch", labels_key=LABELS)
     header = (
         f"SNARE-seq mosaic (4 paired / 4 RNA-only / 4 ATAC-only samples, {mosaic.n_obs} cells), "
