@@ -62,6 +62,15 @@ ROWS = {
 LABELS = "cell_type"
 
 
+def row_settings(row: str, importance_samples: int) -> tuple[str, dict, dict]:
+    """``(description, model kwargs, train kwargs)`` of a row; ``moe_iw`` takes K from the caller."""
+    description, model_kwargs, train_kwargs = ROWS[row]
+    if row == "moe_iw":
+        train_kwargs = {"n_importance_samples": importance_samples}
+        description = description.replace("=K", f"={importance_samples}")
+    return description, model_kwargs, train_kwargs
+
+
 def mosaic_with_hidden_truth():
     """The SNARE-seq mosaic, the cells hiding each modality, and their hidden measured profiles.
 
@@ -245,10 +254,7 @@ def main() -> None:
     mosaicvi.MosaicVI.setup_mudata(mosaic, batch_key="batch", labels_key=LABELS)
 
     for row in args.rows:
-        description, model_kwargs, train_kwargs = ROWS[row]
-        if row == "moe_iw":
-            train_kwargs = {"n_importance_samples": args.importance_samples}
-            description = description.replace("=K", f"={args.importance_samples}")
+        description, model_kwargs, train_kwargs = row_settings(row, args.importance_samples)
         scvi.settings.seed = args.seed
         start = time.perf_counter()
         try:

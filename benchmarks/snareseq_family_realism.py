@@ -1,7 +1,8 @@
 """Output discriminator and modality-specific priors vs the default: realism of imputed profiles.
 
 Companion of ``snareseq_family_options.py`` (issue 9, items 1 and 2): trains its rows
-``default``, ``output_discriminator`` and ``prior_modality`` on the SNARE-seq mosaic (4 paired /
+``default``, ``output_discriminator`` and ``prior_modality`` (any row of the family table with
+``--rows``) on the SNARE-seq mosaic (4 paired /
 4 RNA-only / 4 ATAC-only samples; unsupervised, same seed, epochs and batch size) and reports the
 same columns as that script (scib total, imputation, coherence: its functions are imported), plus
 :func:`_realism_metrics.realism_scores`: the validation reconstruction NLL per modality and the
@@ -38,6 +39,7 @@ from snareseq_family_options import (
     imputation_scores,
     mosaic_with_hidden_truth,
     paired_cell_indices,
+    row_settings,
 )
 
 import mosaicvi
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--importance-samples", type=int, default=3, help="K of the moe_iw row")
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--name", default="snareseq_family_realism")
@@ -71,7 +74,7 @@ def main() -> None:
         f"(CPU shared with other work: times indicative only), scvi-tools {scvi.__version__}"
     )
     for row in args.rows:
-        description, model_kwargs, train_kwargs = ROWS[row]
+        description, model_kwargs, train_kwargs = row_settings(row, args.importance_samples)
         scvi.settings.seed = args.seed
         start = time.perf_counter()
         model = mosaicvi.MosaicVI(mosaic, **model_kwargs)

@@ -1,4 +1,4 @@
-"""Loss terms beside the ELBO: classification of labelled cells and the cross-modal term."""
+"""Loss terms beside the ELBO: classification, cross-modal, batch and output adversaries, graph."""
 
 from __future__ import annotations
 
@@ -17,18 +17,6 @@ if TYPE_CHECKING:
 
 class AuxiliaryLossesMixin:
     """Optional loss terms of :class:`~mosaicvi.module.MosaicVAE` (see its ``loss``)."""
-
-    def classification_loss(self, inference_outputs: dict, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of ``q(label | z)`` over the labelled cells (0 when there are none).
-
-        The classifier reads the posterior mean, as :meth:`~mosaicvi.MosaicVI.predict` does (and
-        as scANVI; with 1 % of cells labelled, fitting it on noisy samples learnt much slower).
-        """
-        labelled = torch.nonzero(labels >= 0, as_tuple=True)[0]
-        if labelled.numel() == 0:
-            return inference_outputs["qz"].loc.new_zeros(())
-        logits = self.class_logits(inference_outputs["qz"].loc[labelled])
-        return F.cross_entropy(logits, labels[labelled])
 
     def cross_modal_decodings(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict, generative_outputs: dict
@@ -81,3 +69,57 @@ class AuxiliaryLossesMixin:
             x = gather_rows(tensors[modality_registry_key(m)], target)
             total = total.index_add(0, target, self.decoders[m].negative_log_likelihood(x, px))
         return total.mean()
+
+    def auxiliary_losses(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        labels: torch.Tensor | None,
+        adversarial_strength: float,
+        output_adversarial_scale: float,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted sum of the optional loss terms, and each term (detached) for logging.
+
+        Terms, each only when the model has it: ``classification_weight`` times the labelled
+        cells' cross-entropy (``classification_loss``); ``cross_modal_weight`` times the
+        cross-modal NLL (``cross_modal_loss``); in training mode, the output discriminators' loss
+        plus ``output_adversarial_scale`` times their generator term
+        (``output_discriminator_loss``, ``output_generator_loss``); the batch discriminator's
+        cross-entropy on ``z`` behind a gradient reversal of ``adversarial_strength``
+        (``discriminator_loss``); ``graph_loss_weight * n_features`` times the guidance graph's
+        NLL and ``graph_kl_weight`` times the KL of ``q(V)`` (``graph_nll``, ``graph_kl``).
+        """
+        qz = inference_outputs["qz"]
+        total = qz.loc.new_zeros(())
+        metrics = {}
+        if labels is not None:
+            classification = self.classification_loss(inference_outputs, labels)
+            total = total + self.classification_weight * classification
+            metrics["classification_loss"] = classification
+        if self.cross_modal_weight > 0:
+            cross_modal = self.cross_modal_loss(tensors, inference_outputs, generative_outputs)
+            total = total + self.cross_modal_weight * cross_modal
+            metrics["cross_modal_loss"] = cross_modal
+        if self.output_discriminators is not None and self.training:
+            adversarial = self.output_adversarial_losses(
+                tensors, inference_outputs, generative_outputs
+            )
+            total = total + adversarial["output_discriminator_loss"]
+            total = total + output_adversarial_scale * adversarial["output_generator_loss"]
+            metrics.update(adversarial)
+        if self.discriminator is not None:
+            batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
+            logits = self.discriminator(qz.loc, adversarial_strength)
+            discriminator_loss = F.cross_entropy(logits, batch_index)
+            total = total + discriminator_loss
+            metrics["discriminator_loss"] = discriminator_loss
+        if self.graph_encoder is not None:
+            graph_nll = self.graph_encoder.reconstruction_loss(generative_outputs["v"])
+            graph_kl = self.graph_encoder.kl_divergence(generative_outputs["qv"])
+            n_features = self.graph_encoder.n_features
+            total = total + self.graph_loss_weight * n_features * graph_nll
+            total = total + self.graph_kl_weight * graph_kl
+            metrics["graph_nll"] = graph_nll
+            metrics["graph_kl"] = graph_kl
+        return total, {name: term.detach() for name, term in metrics.items()}

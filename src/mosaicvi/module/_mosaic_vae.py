@@ -5,25 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
+from mosaicvi.module._cell_labels import CellLabelsMixin
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
 from mosaicvi.module._output_adversary import OutputAdversaryMixin
+from mosaicvi.module._prior_heads import make_prior_heads
 from mosaicvi.nn import (
     BatchDiscriminator,
     GraphEncoder,
-    LatentClassifier,
-    MixturePrior,
     ModalityDecoder,
     ModalityEncoder,
-    ModalityPriors,
     OutputDiscriminator,
-    StandardNormalPrior,
     make_fusion,
     make_input_transform,
 )
@@ -36,7 +33,11 @@ if TYPE_CHECKING:
 
 
 class MosaicVAE(
-    AuxiliaryLossesMixin, OutputAdversaryMixin, ImportanceWeightedMixin, BaseModuleClass
+    AuxiliaryLossesMixin,
+    CellLabelsMixin,
+    OutputAdversaryMixin,
+    ImportanceWeightedMixin,
+    BaseModuleClass,
 ):
     """Multimodal VAE over whichever modalities each cell has.
 
@@ -182,8 +183,6 @@ class MosaicVAE(
         output_adversarial_weight: float = 0.01,
     ):
         super().__init__()
-        if prior not in ("normal", "mixture", "modality"):
-            raise ValueError(f"`prior` is {prior!r}; use 'normal', 'mixture' or 'modality'.")
         if cross_modal_weight < 0:
             raise ValueError(f"`cross_modal_weight` must be >= 0, got {cross_modal_weight}.")
         if not 0.0 <= modality_dropout < 1.0:
@@ -232,23 +231,9 @@ class MosaicVAE(
         self.classification_weight = classification_weight
         self.cross_modal_weight = cross_modal_weight
         self.prior_name = prior
-        self.classifier = None
-        self.modality_priors = None
-        if prior in ("mixture", "modality"):
-            n_clusters = n_clusters or max(n_labels, 10)
-            if n_clusters < n_labels:
-                raise ValueError(
-                    f"`n_clusters` ({n_clusters}) must be at least the number of labels "
-                    f"({n_labels})."
-                )
-        if prior == "mixture":
-            self.prior = MixturePrior(n_latent, n_clusters)
-        else:
-            self.prior = StandardNormalPrior()
-            if n_labels > 0:
-                self.classifier = LatentClassifier(n_latent, n_labels)
-            if prior == "modality":
-                self.modality_priors = ModalityPriors(self.modality_names, n_latent, n_clusters)
+        self.prior, self.classifier, self.modality_priors = make_prior_heads(
+            prior, self.modality_names, n_latent, n_labels, n_clusters
+        )
         self.decoders = nn.ModuleDict(
             {
                 m: ModalityDecoder(
@@ -317,26 +302,6 @@ class MosaicVAE(
         kept = present & ~dropped
         nothing_left = ~kept.any(dim=1, keepdim=True)
         return torch.where(nothing_left, present, kept)
-
-    @property
-    def is_semi_supervised(self) -> bool:
-        """Whether the module is trained with (some) cell labels."""
-        return self.n_labels > 0
-
-    def class_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits of the labels (or clusters, for the mixture prior) given ``z``."""
-        if self.prior_name == "mixture":
-            return self.prior.cluster_logits(z)
-        if self.classifier is None:
-            raise ValueError("This module has neither labels nor a mixture prior.")
-        return self.classifier(z)
-
-    def cell_labels(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Label code of each cell, ``-1`` for unlabelled cells (``None`` without labels)."""
-        if not self.is_semi_supervised:
-            return None
-        codes = tensors[REGISTRY_KEYS.LABELS_KEY].reshape(-1).long()
-        return torch.where(codes < self.n_labels, codes, torch.full_like(codes, -1))
 
     @auto_move_data
     def inference(
@@ -447,25 +412,19 @@ class MosaicVAE(
         n_importance_samples: int = 1,
         importance_gradient: str = "dreg",
     ) -> LossOutput:
-        """ELBO with reconstruction masked by presence, plus the adversarial batch term.
+        """ELBO with reconstruction masked by presence, plus the optional terms.
 
         Reconstruction is summed over features and modalities and KL over latent dimensions, per
-        cell; both are averaged over the same cells. The discriminator's cross-entropy is added
-        with weight 1; the encoder receives its gradient reversed and scaled by
-        ``adversarial_strength``. With a guidance graph, ``graph_loss_weight * n_features`` times
-        the graph NLL and ``graph_kl_weight`` times the KL of ``q(V)`` are added (logged as
-        ``graph_nll`` and ``graph_kl``). With labels, ``classification_weight`` times the mean
-        cross-entropy of the labelled cells (``classification_loss``); with
-        ``cross_modal_weight > 0``, that times the cross-modal NLL (``cross_modal_loss``).
-        Reconstruction and KL of mixture posteriors are stratified estimates (see the class).
-        With ``prior="modality"`` the unimodal posteriors' KL is the ``kl_modality`` term of the
-        KL. With output discriminators, in training mode, their loss and
-        ``output_adversarial_scale`` (the plan's warm-up) times the generator term are added
-        (``output_discriminator_loss``, ``output_generator_loss``).
-        With ``n_importance_samples`` ``K > 1``, the importance-weighted bound with ``K`` draws per
-        posterior component and ``importance_gradient`` (``"dreg"`` or ``"iwae"``) replaces the
-        ELBO in the loss (see :mod:`mosaicvi.module._importance_weighted`); KL terms other than
-        ``kl_z`` (the modality priors') are added as they are, and the logged ELBO is unchanged.
+        cell; both are averaged over the same cells. Reconstruction and KL of mixture posteriors
+        are stratified estimates (see the class). With ``prior="modality"`` the unimodal
+        posteriors' KL is the ``kl_modality`` term of the KL. With ``n_importance_samples``
+        ``K > 1``, the importance-weighted bound with ``K`` draws per posterior component and
+        ``importance_gradient`` (``"dreg"`` or ``"iwae"``) replaces the ELBO in the loss (see
+        :mod:`mosaicvi.module._importance_weighted`); KL terms other than ``kl_z`` (the modality
+        priors') are added as they are, and the logged ELBO is unchanged. The batch adversary
+        (``adversarial_strength``), output adversaries (``output_adversarial_scale``, the plan's
+        warm-up), classification, cross-modal and graph terms are added by
+        :meth:`auxiliary_losses`, each logged under its own name.
         """
         qz = inference_outputs["qz"]
         n_cells = qz.loc.shape[0]
@@ -512,35 +471,16 @@ class MosaicVAE(
         extra_metrics = {}
         if len(kl_local) > 1:  # kl_z, kl_u and kl_c of the mixture prior, or kl_modality
             extra_metrics.update({name: term.mean().detach() for name, term in kl_local.items()})
-        if labels is not None:
-            classification = self.classification_loss(inference_outputs, labels)
-            loss = loss + self.classification_weight * classification
-            extra_metrics["classification_loss"] = classification.detach()
-        if self.cross_modal_weight > 0:
-            cross_modal = self.cross_modal_loss(tensors, inference_outputs, generative_outputs)
-            loss = loss + self.cross_modal_weight * cross_modal
-            extra_metrics["cross_modal_loss"] = cross_modal.detach()
-        if self.output_discriminators is not None and self.training:
-            adversarial = self.output_adversarial_losses(
-                tensors, inference_outputs, generative_outputs
-            )
-            loss = loss + adversarial["output_discriminator_loss"]
-            loss = loss + output_adversarial_scale * adversarial["output_generator_loss"]
-            extra_metrics.update({k: v.detach() for k, v in adversarial.items()})
-        if self.discriminator is not None:
-            batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
-            logits = self.discriminator(qz.loc, adversarial_strength)
-            discriminator_loss = F.cross_entropy(logits, batch_index)
-            loss = loss + discriminator_loss
-            extra_metrics["discriminator_loss"] = discriminator_loss.detach()
-        if self.graph_encoder is not None:
-            graph_nll = self.graph_encoder.reconstruction_loss(generative_outputs["v"])
-            graph_kl = self.graph_encoder.kl_divergence(generative_outputs["qv"])
-            n_features = self.graph_encoder.n_features
-            loss = loss + self.graph_loss_weight * n_features * graph_nll
-            loss = loss + self.graph_kl_weight * graph_kl
-            extra_metrics["graph_nll"] = graph_nll.detach()
-            extra_metrics["graph_kl"] = graph_kl.detach()
+        auxiliary, auxiliary_metrics = self.auxiliary_losses(
+            tensors,
+            inference_outputs,
+            generative_outputs,
+            labels,
+            adversarial_strength,
+            output_adversarial_scale,
+        )
+        loss = loss + auxiliary
+        extra_metrics.update(auxiliary_metrics)
         return LossOutput(
             loss=loss,
             reconstruction_loss=reconstruction,
