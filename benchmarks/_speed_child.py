@@ -1,6 +1,6 @@
 """One speed measurement in its own process (started by ``run.py --task speed``).
 
-Builds the synthetic mosaic, trains one model for a warm-up epoch plus ``--epochs`` timed epochs
+Builds the synthetic mosaic (or reads it, ``--data``), trains one model for a warm-up epoch plus ``--epochs`` timed epochs
 (no validation, no early stopping) and writes one JSON record: cells/s over the timed epochs, the
 sparse input size and the peak host RSS (``resource.getrusage``) and peak GPU memory of this
 process.
@@ -94,6 +94,12 @@ def main() -> None:
     parser.add_argument(
         "--max-steps", type=int, default=-1, help="stop after this many steps (memory runs)"
     )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="read the mosaic from this .h5mu (written by run.py --data-dir) instead of building "
+        "it here, so that the peak RSS holds no transient of the generator",
+    )
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -103,10 +109,16 @@ def main() -> None:
     record = {"model": args.model, "cells": args.cells, "modalities": args.modalities}
     record["rss_after_imports_mb"] = peak_rss_mb()
     start = time.perf_counter()
-    mdata = mosaicvi.data.synthetic_mosaic(
-        args.cells, modalities=args.modalities.split(","), seed=args.seed
-    )
+    if args.data is None:
+        mdata = mosaicvi.data.synthetic_mosaic(
+            args.cells, modalities=args.modalities.split(","), seed=args.seed
+        )
+    else:
+        import mudata
+
+        mdata = mudata.read_h5mu(args.data)
     record["build_s"] = time.perf_counter() - start
+    record["data_source"] = "built in process" if args.data is None else "read from .h5mu"
     record["sparse_input_mb"] = sparse_mb(a.X for a in mdata.mod.values())
     record["rss_after_build_mb"] = peak_rss_mb()
     start = time.perf_counter()

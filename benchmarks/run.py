@@ -11,6 +11,8 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/run.py --task speed --cells 10000,100000
     python benchmarks/run.py --task speed --cells 1000000 --models mosaicvi --epochs 0
+    python benchmarks/run.py --task speed --cells 1000000 --models mosaicvi --epochs 0 \
+        --max-steps 100 --data-dir /tmp/mosaicvi-speed-data   # memory: data read from disk
 
 Writes ``results/speed_<device>.md``, ``.csv`` (rows of earlier runs on the same device are kept
 unless re-measured, or dropped with ``--fresh``) and ``speed_<device>.png`` (epoch time vs cells,
@@ -52,7 +54,8 @@ COLUMNS = {
     "rss_after_imports_mb": "RSS after imports (MB)",
     "rss_after_build_mb": "peak RSS after data (MB)",
     "peak_gpu_mb": "peak GPU (MB)",
-    "build_s": "data build (s)",
+    "data_source": "data",
+    "build_s": "data build or read (s)",
     "setup_s": "setup (s)",
     "load_avg_start": "load avg before",
     "load_avg_end": "load avg after",
@@ -78,6 +81,8 @@ def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
             f"--warmup-steps={args.warmup_steps}",
             f"--json={out}",
         ]
+        if args.data_dir is not None:
+            command.append(f"--data={cached_mosaic(cells, modalities, args)}")
         load = os.getloadavg()[0]
         print(f"[{label} {modalities} {cells} cells] {' '.join(command[1:])}", flush=True)
         try:
@@ -92,6 +97,23 @@ def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
     record["rss_above_imports_to_input"] = above / record["sparse_input_mb"]
     print(f"  {record['cells_per_s']:.0f} cells/s, peak RSS {record['peak_rss_mb']:.0f} MB")
     return record
+
+
+def cached_mosaic(cells: int, modalities: str, args: argparse.Namespace) -> Path:
+    """The synthetic mosaic of this size in ``args.data_dir`` (built and written once)."""
+    path = args.data_dir / f"synthetic_{modalities.replace(',', '-')}_{cells}_seed{args.seed}.h5mu"
+    if not path.exists():
+        print(f"  building {path.name}", flush=True)
+        script = (
+            "import sys, mosaicvi; mosaicvi.data.synthetic_mosaic("
+            f"{cells}, modalities={modalities.split(',')!r}, seed={args.seed}"
+            ").write(sys.argv[1])"
+        )
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.h5mu")
+        subprocess.run([sys.executable, "-c", script, str(partial)], check=True)
+        partial.rename(path)
+    return path
 
 
 def device_slug(device: str) -> str:
@@ -181,6 +203,13 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds per child")
     parser.add_argument("--fresh", action="store_true", help="drop earlier rows of this device")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="build each synthetic mosaic once into this folder and have the children read it "
+        "(peak RSS then excludes the generator's transient memory); default: built in each child",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,42 @@ def test_tfidf_with_lsi_encoder_uses_both_views():
     with torch.no_grad():
         encoder.lsi_layer.weight.zero_()
     assert not torch.allclose(encoder(dense), baseline)
+
+
+@pytest.mark.parametrize("likelihood", ["nb", "bernoulli"])
+def test_statistics_over_a_row_mask_equal_those_of_the_copied_rows(monkeypatch, likelihood):
+    """Model set-up passes the presence mask instead of copying the measured rows (memory at 10^6
+    cells); the rows outside the mask hold counts here, so they must be left out, not just empty."""
+    import mosaicvi.model._input_statistics as statistics
+
+    monkeypatch.setattr(statistics, "_ROW_CHUNK", 37)  # several chunks, one partial
+    counts, _ = two_group_peaks(n_cells=300)
+    counts = counts + sp.csr_matrix(np.eye(300, 200, dtype=np.float32))
+    rows = np.random.default_rng(1).random(300) < 0.6
+    measured = counts[rows]
+    assert statistics.library_reference(counts, likelihood, rows) == (
+        statistics.library_reference(measured, likelihood)
+    )
+    np.testing.assert_array_equal(
+        initial_decoder_bias(counts, likelihood, rows).numpy(),
+        initial_decoder_bias(measured, likelihood).numpy(),
+    )
+    masked = input_transform_params("tfidf_lsi", counts, 5, seed=3, rows=rows)
+    copied = input_transform_params("tfidf_lsi", measured, 5, seed=3)
+    np.testing.assert_array_equal(masked["idf"].numpy(), copied["idf"].numpy())
+    np.testing.assert_allclose(masked["loadings"].numpy(), copied["loadings"].numpy(), rtol=1e-5)
+    assert not np.allclose(masked["idf"].numpy(), input_transform_params("tfidf", counts, 5)["idf"])
+
+
+def test_lsi_subset_beyond_the_cap_is_drawn_from_the_masked_rows(monkeypatch):
+    import mosaicvi.model._input_statistics as statistics
+
+    monkeypatch.setattr(statistics, "MAX_LSI_FIT_CELLS", 100)
+    counts, _ = two_group_peaks(n_cells=400)
+    rows = np.arange(400) % 2 == 0
+    idf = inverse_document_frequency(counts, rows)
+    np.testing.assert_allclose(
+        fit_lsi(counts, idf, 5, seed=2, rows=rows),
+        fit_lsi(counts[rows], idf, 5, seed=2),
+        rtol=1e-5,
+    )

@@ -218,11 +218,15 @@ class MosaicVI(
         for i, m in enumerate(kinds):
             counts = self.adata_manager.get_from_registry(modality_registry_key(m))
             n_features[m] = counts.shape[1]
-            measured = counts[presence[:, i]]
-            library_reference[m] = library_reference_of(measured, chosen[m])
-            decoder_bias[m] = initial_decoder_bias(measured, chosen[m])
+            measured = presence[:, i]  # a mask: indexing the counts would copy them
+            library_reference[m] = library_reference_of(counts, chosen[m], measured)
+            decoder_bias[m] = initial_decoder_bias(counts, chosen[m], measured)
             transform_params[m] = input_transform_params(
-                transforms[m], measured, n_lsi_components, seed=scvi.settings.seed or 0
+                transforms[m],
+                counts,
+                n_lsi_components,
+                seed=scvi.settings.seed or 0,
+                rows=measured,
             )
         graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
         if graph_weight == "auto":
