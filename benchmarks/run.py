@@ -133,7 +133,7 @@ def write_results(records: list[dict], args: argparse.Namespace) -> None:
     table.to_csv(csv, index=False)
     columns = [c for c in COLUMNS if c in table]
     shown = table.set_index(KEY)[columns].rename(columns=COLUMNS)
-    ratio = _ratio_lines(table)
+    ratio = "\n".join(line for line in (_ratio_lines(table), _memory_growth_lines(table)) if line)
     header = (
         f"Training throughput on `{table['device'].iloc[0]}` "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
@@ -162,6 +162,33 @@ def _ratio_lines(table: pd.DataFrame) -> str:
     )
 
 
+def _memory_growth_lines(table: pd.DataFrame) -> str:
+    """Peak RSS growth per MB of sparse input between the smallest and largest size of a model.
+
+    The fixed part of the peak (imported libraries, the training runtime) cancels out; what is
+    left is the memory that grows with the data. Only rows whose data was read from disk
+    (``--data-dir``) are compared, so that the generator's transient is not counted.
+    """
+    if "data_source" not in table:
+        return ""
+    read = table[table["data_source"] == "read from .h5mu"]
+    lines = []
+    for (method, modalities), rows in read.groupby(["method", "modalities"]):
+        rows = rows.sort_values("cells")
+        if len(rows) < 2:
+            continue
+        small, large = rows.iloc[0], rows.iloc[-1]
+        growth = (large["peak_rss_mb"] - small["peak_rss_mb"]) / (
+            large["sparse_input_mb"] - small["sparse_input_mb"]
+        )
+        lines.append(
+            f"- {method} ({modalities}), {small['cells']:,} -> {large['cells']:,} cells: peak RSS "
+            f"grows by {growth:.2f} MB per MB of sparse input (fixed part at {small['cells']:,} "
+            f"cells: {small['peak_rss_mb']:,.0f} MB)"
+        )
+    return "\n".join(lines)
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     """Seconds per epoch vs cells, log-log, one line per method and modality set."""
     import matplotlib
@@ -169,6 +196,9 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    table = table[table["epoch_s"] > 0]  # memory-only rows time no full epoch
+    if table.empty:
+        return
     fig, ax = plt.subplots(figsize=(5, 4))
     for (method, modalities), rows in table.groupby(["method", "modalities"]):
         rows = rows.sort_values("cells")
