@@ -18,7 +18,8 @@ size) with one option changed from the default, and reports:
 - training time (the CPU is shared with other work; times are indicative only).
 
 Rows (``--rows``, default all): ``default``; ``output_discriminator`` (``MosaicVI(...,
-output_discriminator=True)``); ``prior_modality`` (``prior="modality"``); ``moe`` (``fusion="moe"``,
+output_discriminator=True)``) and ``output_discriminator_w0.001`` (the same with
+``output_adversarial_weight=0.001`` instead of the default 0.01); ``prior_modality`` (``prior="modality"``); ``moe`` (``fusion="moe"``,
 one importance sample, the baseline of the next row); ``moe_iw`` (``fusion="moe"``,
 ``train(..., n_importance_samples=K)``, K from ``--importance-samples``). A row whose option the
 installed mosaicvi does not accept is skipped with a message. Each finished row is merged into
@@ -55,6 +56,11 @@ import mosaicvi
 ROWS = {
     "default": ("default (attention fusion, normal prior)", {}, {}),
     "output_discriminator": ("output_discriminator=True", {"output_discriminator": True}, {}),
+    "output_discriminator_w0.001": (
+        "output_discriminator=True, output_adversarial_weight=0.001",
+        {"output_discriminator": True, "output_adversarial_weight": 0.001},
+        {},
+    ),
     "prior_modality": ('prior="modality"', {"prior": "modality"}, {}),
     "moe": ('fusion="moe", K=1', {"fusion": "moe"}, {}),
     "moe_iw": ('fusion="moe", n_importance_samples=K', {"fusion": "moe"}, {}),
