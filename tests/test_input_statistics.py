@@ -150,7 +150,9 @@ def test_statistics_over_a_row_mask_equal_those_of_the_copied_rows(monkeypatch, 
     copied = input_transform_params("tfidf_lsi", measured, 5, seed=3)
     np.testing.assert_array_equal(masked["idf"].numpy(), copied["idf"].numpy())
     np.testing.assert_allclose(masked["loadings"].numpy(), copied["loadings"].numpy(), rtol=1e-5)
-    assert not np.allclose(masked["idf"].numpy(), input_transform_params("tfidf", counts, 5)["idf"])
+    assert not np.allclose(
+        masked["idf"].numpy(), input_transform_params("tfidf", counts, 5)["idf"]
+    )
 
 
 def test_lsi_subset_beyond_the_cap_is_drawn_from_the_masked_rows(monkeypatch):
