@@ -64,11 +64,11 @@ def sparse_mb(matrices) -> float:
     return total / 2**20
 
 
-def build_model(name: str, mdata, layout_name: str):
+def build_model(name: str, mdata, layout_name: str, **model_kwargs):
     """Set up ``mdata`` and create the model named ``name`` (``mosaicvi`` or ``multivi``)."""
     if name == "mosaicvi":
         mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
-        return mosaicvi.MosaicVI(mdata), mdata
+        return mosaicvi.MosaicVI(mdata, **model_kwargs), mdata
     import scvi
     from _mosaic_data import zero_padded
 
@@ -76,7 +76,7 @@ def build_model(name: str, mdata, layout_name: str):
     scvi.model.MULTIVI.setup_mudata(
         padded, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"}
     )
-    return scvi.model.MULTIVI(padded), padded
+    return scvi.model.MULTIVI(padded, **model_kwargs), padded
 
 
 def main() -> None:
@@ -101,6 +101,7 @@ def main() -> None:
         "it here, so that the peak RSS holds no transient of the generator",
     )
     parser.add_argument("--json", required=True)
+    parser.add_argument("--model-kwargs", default="{}", help="JSON keyword arguments of the model")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import scvi
@@ -122,7 +123,7 @@ def main() -> None:
     record["sparse_input_mb"] = sparse_mb(a.X for a in mdata.mod.values())
     record["rss_after_build_mb"] = peak_rss_mb()
     start = time.perf_counter()
-    model, data = build_model(args.model, mdata, args.modalities)
+    model, data = build_model(args.model, mdata, args.modalities, **json.loads(args.model_kwargs))
     record["setup_s"] = time.perf_counter() - start
     record["rss_after_setup_mb"] = peak_rss_mb()
     timer = EpochTimer()
@@ -139,6 +140,9 @@ def main() -> None:
         # A short warm-up (first-step allocations, kernel selection) instead of a full epoch.
         model.train(max_epochs=1, max_steps=args.warmup_steps, **common)
         warmup_epochs = 0
+        # scvi-tools leaves the module in evaluation mode after training, and Lightning >= 2.5
+        # does not switch it back: without this, the timed run would train without dropout.
+        model.module.train()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model.train(

@@ -35,10 +35,17 @@ import pandas as pd
 
 HERE = Path(__file__).parent
 #: Runner model name -> (child model, modalities, label in the table).
+# name -> (model in the child, modalities, table label, keyword arguments of the model)
 MODELS = {
-    "mosaicvi": ("mosaicvi", "rna,atac", "MosaicVI"),
-    "multivi": ("multivi", "rna,atac", "MULTIVI"),
-    "mosaicvi-3mod": ("mosaicvi", "rna,atac,adt", "MosaicVI"),
+    "mosaicvi": ("mosaicvi", "rna,atac", "MosaicVI", {}),
+    "multivi": ("multivi", "rna,atac", "MULTIVI", {}),
+    "mosaicvi-3mod": ("mosaicvi", "rna,atac,adt", "MosaicVI", {}),
+    "mosaicvi-exact": (
+        "mosaicvi",
+        "rna,atac",
+        "MosaicVI, closed_feature_fraction=1",
+        {"closed_feature_fraction": 1.0},
+    ),
 }
 KEY = ["method", "modalities", "cells"]
 COLUMNS = {
@@ -64,7 +71,7 @@ COLUMNS = {
 
 def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
     """Run one measurement in a subprocess; ``None`` (and a message) if it failed or timed out."""
-    child, modalities, label = MODELS[model]
+    child, modalities, label, model_kwargs = MODELS[model]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
         command = [
@@ -80,6 +87,7 @@ def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
             f"--max-steps={args.max_steps}",
             f"--warmup-steps={args.warmup_steps}",
             f"--json={out}",
+            f"--model-kwargs={json.dumps(model_kwargs)}",
         ]
         if args.data_dir is not None:
             command.append(f"--data={cached_mosaic(cells, modalities, args)}")

@@ -90,6 +90,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--de-samples", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--skip-multivi", action="store_true")
+    parser.add_argument("--skip-de", action="store_true", help="no differential features")
+    parser.add_argument(
+        "--closed-feature-fractions",
+        default="",
+        help="comma-separated `closed_feature_fraction` values: one more MosaicVI row each",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the result file names")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -107,27 +115,36 @@ def main() -> None:
     mosaicvi.MosaicVI.setup_mudata(mosaic, batch_key="batch", labels_key="cell_type")
     model = mosaicvi.MosaicVI(mosaic)
     timings = {"MosaicVI": train_timed(model, args.epochs, args.batch_size)}
-    padded = zero_padded(mosaic)
-    multivi, timings["MULTIVI"] = train_multivi(padded, args.epochs, args.batch_size, args.seed)
-
+    models = {"MosaicVI": model}
+    for fraction in filter(None, args.closed_feature_fractions.split(",")):
+        name = f"MosaicVI, closed_feature_fraction={float(fraction):g}"
+        scvi.settings.seed = args.seed
+        models[name] = mosaicvi.MosaicVI(mosaic, closed_feature_fraction=float(fraction))
+        timings[name] = train_timed(models[name], args.epochs, args.batch_size)
     imputed = {
-        "MosaicVI": (
-            model.get_normalized_expression(
+        name: (
+            m.get_normalized_expression(
                 indices=rna_only, modality="atac", use_z_mean=True, return_numpy=True
             ),
-            model.get_normalized_expression(
+            m.get_normalized_expression(
                 indices=atac_only, modality="rna", use_z_mean=True, return_numpy=True
             ),
-        ),
-        "MULTIVI": (
+        )
+        for name, m in models.items()
+    }
+    if not args.skip_multivi:
+        padded = zero_padded(mosaic)
+        multivi, timings["MULTIVI"] = train_multivi(
+            padded, args.epochs, args.batch_size, args.seed
+        )
+        imputed["MULTIVI"] = (
             multivi.get_normalized_accessibility(
                 padded, indices=rna_only, use_z_mean=True, return_numpy=True
             ),
             multivi.get_normalized_expression(
                 padded, indices=atac_only, use_z_mean=True, return_numpy=True
             ),
-        ),
-    }
+        )
     average = average_profiles(mosaic)
     imputed["Average profile"] = (
         np.broadcast_to(average["atac"], (len(rna_only), len(average["atac"]))),
@@ -156,8 +173,10 @@ def main() -> None:
     )
     markdown = header + "\n\n" + table.to_markdown(floatfmt=".3f") + "\n"
     print(markdown)
-    (args.out / "snareseq_imputation.md").write_text(markdown)
-    table.to_csv(args.out / "snareseq_imputation.csv")
+    (args.out / f"snareseq_imputation{args.tag}.md").write_text(markdown)
+    table.to_csv(args.out / f"snareseq_imputation{args.tag}.csv")
+    if args.skip_de:
+        return
 
     de = model.differential_features(
         "cell_type_coarse", "rna", n_samples=args.de_samples, key_added="rank_features_mosaicvi"

@@ -58,6 +58,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--skip-multivi", action="store_true")
+    parser.add_argument(
+        "--closed-feature-fractions",
+        default="",
+        help="comma-separated `closed_feature_fraction` values: one more MosaicVI row each",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the result file names")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -74,6 +80,12 @@ def main() -> None:
     model = mosaicvi.MosaicVI(mosaic)
     timings["MosaicVI"] = train_timed(model, args.epochs, args.batch_size)
     latents = {"MosaicVI": model.get_latent_representation()}
+    for fraction in filter(None, args.closed_feature_fractions.split(",")):
+        name = f"MosaicVI, closed_feature_fraction={float(fraction):g}"
+        scvi.settings.seed = args.seed
+        model = mosaicvi.MosaicVI(mosaic, closed_feature_fraction=float(fraction))
+        timings[name] = train_timed(model, args.epochs, args.batch_size)
+        latents[name] = model.get_latent_representation()
 
     padded = zero_padded(mosaic)
     if not args.skip_multivi:
@@ -107,9 +119,10 @@ def main() -> None:
     )
     markdown = header + "\n\n" + table.to_markdown(floatfmt=".3f") + "\n"
     print(markdown)
-    (args.out / "snareseq_mosaic.md").write_text(markdown)
-    table.to_csv(args.out / "snareseq_mosaic.csv")
-    scores.to_csv(args.out / "snareseq_mosaic_all_metrics.csv")
+    stem = f"snareseq_mosaic{args.tag}"
+    (args.out / f"{stem}.md").write_text(markdown)
+    table.to_csv(args.out / f"{stem}.csv")
+    scores.to_csv(args.out / f"{stem}_all_metrics.csv")
 
 
 if __name__ == "__main__":

@@ -200,3 +200,28 @@ def test_same_seed_gives_identical_latents(synthetic_mosaic):
     other = tiny_model(data)
     other.train(max_epochs=1, early_stopping=False, **quiet())
     assert not np.allclose(other.get_latent_representation(), latents[0])
+
+
+class RecordModuleMode(Callback):
+    """Record whether the module was in training mode at each training step."""
+
+    def __init__(self):
+        self.modes: list[bool] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.modes.append(pl_module.module.training)
+
+
+def test_second_train_call_trains_in_training_mode(model, tmp_path):
+    """scvi-tools leaves the module in eval mode after training and loading; train() undoes it."""
+    model.train(**quiet(max_epochs=1, max_steps=2, early_stopping=False))
+    assert not model.module.training  # evaluation mode for the outputs
+    recorder = RecordModuleMode()
+    model.train(**quiet(max_epochs=1, max_steps=2, early_stopping=False, callbacks=[recorder]))
+    assert recorder.modes == [True, True]
+    model.save(tmp_path / "saved")
+    loaded = mosaicvi.MosaicVI.load(tmp_path / "saved", adata=model.adata)
+    assert not loaded.module.training
+    recorder = RecordModuleMode()
+    loaded.train(**quiet(max_epochs=1, max_steps=1, early_stopping=False, callbacks=[recorder]))
+    assert recorder.modes == [True]

@@ -12,6 +12,7 @@ from torch import nn
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.module._cell_labels import CellLabelsMixin
+from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin, checked_fraction
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
 from mosaicvi.module._output_adversary import OutputAdversaryMixin
 from mosaicvi.module._prior_heads import make_prior_heads
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 class MosaicVAE(
     AuxiliaryLossesMixin,
+    ClosedFeatureSamplingMixin,
     CellLabelsMixin,
     OutputAdversaryMixin,
     ImportanceWeightedMixin,
@@ -103,6 +105,8 @@ class MosaicVAE(
         from the encoders (at least one stays). Hidden modalities are still reconstructed, so each
         modality learns to predict the others, which is what cells measured with one modality rely
         on. ``0`` disables it.
+    closed_feature_fraction
+        Fraction of the Bernoulli features closed in a whole minibatch that training decodes.
     guidance_graph
         Signed feature x feature graph over all features, in model order (modality by modality,
         each in its feature order), or ``None`` for plain MLP decoders.
@@ -168,6 +172,7 @@ class MosaicVAE(
         n_attention: int = 128,
         batch_discriminator: bool = True,
         modality_dropout: float = 0.2,
+        closed_feature_fraction: float = 0.1,
         guidance_graph: sp.spmatrix | sp.sparray | None = None,
         graph_weight: float = 0.9,
         graph_loss_weight: float = 0.02,
@@ -189,6 +194,7 @@ class MosaicVAE(
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"`modality_dropout` must be in [0, 1), got {modality_dropout}.")
         self.modality_dropout = modality_dropout
+        self.closed_feature_fraction = checked_fraction(closed_feature_fraction)
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
@@ -287,6 +293,7 @@ class MosaicVAE(
             "library": {m: lib[cells] for m, lib in inference_outputs["library"].items()},
             "presence": inference_outputs["presence"][cells],
             "cat_covs": None if cat_covs is None else cat_covs[cells],
+            "feature_columns": self.sampled_feature_columns(tensors),
         }
 
     def library_size(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -349,11 +356,12 @@ class MosaicVAE(
         presence: torch.Tensor,
         cat_covs: torch.Tensor | None = None,
         transform_batch: int | None = None,
+        feature_columns: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> dict:
         """Decode each modality for the cells that measured it.
 
-        Returns ``{"px": {modality: params}, "rows": {modality: row indices}}``, plus ``"qv"``
-        and ``"v"`` (posterior and sample of the feature embeddings) with a guidance graph.
+        ``{"px": {modality: params}, "rows": {modality: row indices}}``, plus ``"qv"``, ``"v"``
+        (feature embeddings) with a graph. ``feature_columns``: :meth:`sampled_feature_columns`.
         """
         if z.dim() != 2:
             raise ValueError("MosaicVAE.generative decodes one sample of z at a time.")
@@ -376,6 +384,7 @@ class MosaicVAE(
                 library[m][idx],
                 None if cat_covs is None else cat_covs[idx],
                 None if v is None else v[slice(*self.feature_slices[m])],
+                None if feature_columns is None else feature_columns.get(m),
             )
         return {"px": px, "rows": rows, **outputs}
 

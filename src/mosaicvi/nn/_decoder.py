@@ -114,28 +114,44 @@ class ModalityDecoder(nn.Module):
         library: torch.Tensor,
         cat_covs: torch.Tensor | None = None,
         feature_embeddings: torch.Tensor | None = None,
+        columns: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Likelihood parameters for cells ``z`` ``(n, n_latent)``.
 
         ``batch_index`` is ``(n,)`` long; ``library`` ``(n,)`` is the library size to decode at;
         ``feature_embeddings`` ``(n_features, n_latent)`` are this modality's rows of ``V``
-        (required when ``graph_weight > 0``).
+        (required when ``graph_weight > 0``). ``columns`` (Bernoulli only): ``(indices,
+        weights)`` from :func:`~mosaicvi.nn._feature_sampling.sample_feature_columns`; only
+        those features are decoded, and the returned ``"columns"`` and ``"column_weight"`` make
+        :meth:`negative_log_likelihood` the matching unbiased estimate.
         """
-        eta = self._mlp(z, cat_covs) if self.graph_weight < 1.0 else None
+        index = None
+        if columns is not None:
+            if self.likelihood != "bernoulli":
+                raise ValueError("Only a Bernoulli decoder can decode a subset of its features.")
+            index = columns[0]
+        eta = self._mlp(z, cat_covs, index) if self.graph_weight < 1.0 else None
         if self.graph_weight > 0.0:
             if feature_embeddings is None:
                 raise ValueError("This decoder mixes in feature embeddings; pass them.")
+            if index is not None:
+                feature_embeddings = feature_embeddings[index]
             inner = z @ feature_embeddings.T
             eta = inner if eta is None else torch.lerp(eta, inner, self.graph_weight)
         # Per-batch tables are looked up with F.embedding: same values as row indexing, but its
         # backward is a sorted segment sum instead of a scatter-add over (cells x features),
         # which took an eighth of a training step.
-        scale = F.embedding(batch_index, F.softplus(self.batch_scale))
-        bias = F.embedding(batch_index, self.batch_bias)
+        batch_scale, batch_bias = self.batch_scale, self.batch_bias
+        if index is not None:
+            batch_scale, batch_bias = batch_scale[:, index], batch_bias[:, index]
+        scale = F.embedding(batch_index, F.softplus(batch_scale))
+        bias = F.embedding(batch_index, batch_bias)
         if self.likelihood == "bernoulli":
             bias = bias + self._library_offset(library)[:, None]
         logits = torch.addcmul(bias, eta, scale)
         if self.likelihood == "bernoulli":
+            if columns is not None:
+                return {"logits": logits, "columns": index, "column_weight": columns[1]}
             return {"logits": logits}
         params = {
             "logits": logits,
@@ -146,14 +162,19 @@ class ModalityDecoder(nn.Module):
             params["zi_logits"] = F.embedding(batch_index, self.zi_logits)
         return params
 
-    def _mlp(self, z: torch.Tensor, cat_covs: torch.Tensor | None) -> torch.Tensor:
+    def _mlp(
+        self, z: torch.Tensor, cat_covs: torch.Tensor | None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         h = z
         if self.n_cats_per_cov and cat_covs is not None:
             one_hots = [
                 F.one_hot(cat_covs[:, i].long(), n) for i, n in enumerate(self.n_cats_per_cov)
             ]
             h = torch.cat([z, *[o.to(z.dtype) for o in one_hots]], dim=-1)
-        return self.output(self.hidden(h))
+        h = self.hidden(h)
+        if index is None:
+            return self.output(h)
+        return F.linear(h, self.output.weight[index], self.output.bias[index])
 
     def _library_offset(self, library: torch.Tensor) -> torch.Tensor:
         """Bernoulli logit offset ``log(library / reference)`` of each cell."""
@@ -164,7 +185,9 @@ class ModalityDecoder(nn.Module):
     ) -> torch.Tensor:
         """Per-cell NLL of counts ``x`` (dense or CSR, rows matching ``params``)."""
         if self.likelihood == "bernoulli":
-            return bernoulli_nll(x, params["logits"])
+            return bernoulli_nll(
+                x, params["logits"], params.get("columns"), params.get("column_weight")
+            )
         x = to_dense(x)
         if self.likelihood == "zinb":
             return zero_inflated_negative_binomial_nll(

@@ -80,6 +80,17 @@ class MosaicTrainingPlan(DistributedLoggingMixin, OutputAdversaryPlanMixin, Trai
 
         return create
 
+    def on_train_start(self) -> None:
+        """Put the module in training mode before the first step.
+
+        scvi-tools leaves a module in evaluation mode after training and after loading, and
+        Lightning (2.5 and later) no longer switches it back when a new fit starts, so a second
+        ``train()`` (continued training, fine-tuning a loaded model) would otherwise run without
+        dropout, modality drop-out or closed-feature sampling.
+        """
+        super().on_train_start()
+        self.module.train()
+
     def training_step(self, batch, batch_idx):
         """Training step with the current adversarial strength."""
         self.loss_kwargs["adversarial_strength"] = self.current_adversarial_strength
