@@ -113,8 +113,9 @@ class MosaicVI(
         While training, the fraction of the peaks closed in every cell of a minibatch that enter
         the Bernoulli (ATAC) reconstruction term, each weighted by its inverse, so the term stays
         an unbiased estimate; peaks open in some cell always enter. Most of a step's time is the
-        ATAC decoder's output: on the SNARE-seq mosaic the default 0.1 trained 1.6x faster than
-        ``1`` (every peak, the exact term) at the same scib total (``benchmarks/README.md``).
+        ATAC decoder's output: on a 100,000-cell RNA+ATAC mosaic the default 0.1 trained 1.5x
+        as many cells per second as ``1`` (every peak, the exact term), and the SNARE-seq
+        mosaic's scib total did not drop (``benchmarks/README.md``).
         Outputs always decode every peak.
     guidance_graph
         A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
