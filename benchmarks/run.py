@@ -34,8 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).parent
-#: Runner model name -> (child model, modalities, label in the table).
-# name -> (model in the child, modalities, table label, keyword arguments of the model)
+#: Runner model name -> (child model, modalities, label in the table, model keyword arguments).
 MODELS = {
     "mosaicvi": ("mosaicvi", "rna,atac", "MosaicVI", {}),
     "multivi": ("multivi", "rna,atac", "MULTIVI", {}),

@@ -39,8 +39,10 @@ def sample_feature_columns(x: torch.Tensor, fraction: float) -> tuple[torch.Tens
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction}.")
     n_features = x.shape[1]
     if is_sparse(x):
+        # Stored entries count as open (set-up prunes explicit zeros; a column kept at weight 1
+        # is exact either way), which spares a value mask and its device sync.
         is_open = torch.zeros(n_features, dtype=torch.bool, device=x.device)
-        is_open[x.col_indices()[x.values() > 0]] = True
+        is_open[x.col_indices()] = True
     else:
         is_open = (x > 0).any(dim=0)
     keep = is_open | (torch.rand(n_features, device=x.device) < fraction)
