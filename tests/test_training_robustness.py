@@ -225,3 +225,11 @@ def test_second_train_call_trains_in_training_mode(model, tmp_path):
     recorder = RecordModuleMode()
     loaded.train(**quiet(max_epochs=1, max_steps=1, early_stopping=False, callbacks=[recorder]))
     assert recorder.modes == [True]
+
+
+def test_max_steps_within_the_first_epoch_with_default_early_stopping(model):
+    """Early stopping (the default) must not fail a fit that ends before any validation."""
+    recorder = RecordModuleMode()
+    model.train(**quiet(max_steps=2, callbacks=[recorder]))
+    assert len(recorder.modes) == 2
+    assert len(model.history["elbo_train"]) == 1

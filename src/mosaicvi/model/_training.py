@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
 from mosaicvi.model._options import default_max_epochs
+
+logger = logging.getLogger(__name__)
+
+
+def _ends_before_first_validation(
+    max_steps: int | None, n_obs: int, train_size: float | None, batch_size: int
+) -> bool:
+    """Whether ``max_steps`` stops training before the first epoch (and validation) ends."""
+    if max_steps is None or max_steps < 0:
+        return False
+    n_train = math.ceil(n_obs * (0.9 if train_size is None else train_size))
+    return max_steps < math.ceil(n_train / batch_size)
 
 
 class MosaicTrainingMixin:
@@ -44,6 +59,8 @@ class MosaicTrainingMixin:
             Minibatch size.
         early_stopping
             Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs.
+            Off when ``max_steps`` (a trainer keyword) ends training within the first epoch,
+            before any validation.
         early_stopping_patience
             Epochs without improvement before stopping.
         accelerator
@@ -92,6 +109,12 @@ class MosaicTrainingMixin:
             "n_importance_samples": n_importance_samples,
             **(plan_kwargs or {}),
         }
+        if early_stopping and _ends_before_first_validation(
+            trainer_kwargs.get("max_steps"), n_obs, train_size, batch_size
+        ):
+            # Lightning's early stopping fails at the end of a fit that never validated.
+            logger.info("`max_steps` ends the fit within the first epoch: no early stopping.")
+            early_stopping = False
         if early_stopping:
             trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
             trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
