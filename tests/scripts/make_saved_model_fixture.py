@@ -19,9 +19,9 @@ import scvi
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_saved_model_compat import FIRST_CELLS, fixture_mudata  # noqa: E402
+from test_saved_model_compat import FIRST_CELLS, fixture_mudata
 
-import mosaicvi  # noqa: E402
+import mosaicvi
 
 
 def main(out: Path) -> None:
