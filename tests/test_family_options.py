@@ -8,6 +8,7 @@ import torch
 
 import mosaicvi
 from mosaicvi.nn import ModalityPriors, OutputDiscriminator, make_fusion, straight_through_sample
+from mosaicvi.nn._likelihoods import get_likelihood
 from mosaicvi.nn._output_discriminator import normalized_profile
 from mosaicvi.nn._sparse import is_sparse
 
@@ -37,7 +38,7 @@ def test_straight_through_sample_is_a_draw_with_the_mean_gradient():
     torch.manual_seed(0)
     mean = torch.full((200, 5), 3.0, requires_grad=True)
     params = {"mean": mean, "theta": torch.full((200, 5), 10.0), "logits": mean}
-    draw = straight_through_sample(params, "nb")
+    draw = straight_through_sample(params, get_likelihood("nb"))
     values = draw.detach()
     assert torch.equal(values, values.round())  # counts, not means
     assert values.var() > 0.5
@@ -49,13 +50,15 @@ def test_straight_through_sample_is_a_draw_with_the_mean_gradient():
 def test_normalized_profile_treats_sparse_and_dense_alike():
     dense = torch.tensor([[0.0, 2.0, 6.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     sparse = dense.to_sparse_csr()
-    for likelihood in ("nb", "bernoulli"):
+    for name in ("nb", "bernoulli"):
+        likelihood = get_likelihood(name)
         from_dense = normalized_profile(dense, likelihood, 10.0)
         from_sparse = normalized_profile(sparse, likelihood, 10.0)
         assert is_sparse(from_sparse)
         torch.testing.assert_close(from_sparse.to_dense(), from_dense)
     torch.testing.assert_close(
-        normalized_profile(dense, "nb", 8.0)[0], torch.log1p(torch.tensor([0.0, 2.0, 6.0]))
+        normalized_profile(dense, get_likelihood("nb"), 8.0)[0],
+        torch.log1p(torch.tensor([0.0, 2.0, 6.0])),
     )
 
 

@@ -10,7 +10,6 @@ import torch
 from mosaicvi.model._input_statistics import (
     binary_tfidf,
     fit_lsi,
-    initial_decoder_bias,
     input_transform_params,
     inverse_document_frequency,
 )
@@ -22,6 +21,7 @@ from mosaicvi.nn import (
     TfIdfWithLsi,
     make_input_transform,
 )
+from mosaicvi.nn._likelihoods import get_likelihood
 
 
 def two_group_peaks(n_cells: int = 300, n_peaks: int = 200, seed: int = 0) -> tuple:
@@ -85,11 +85,11 @@ def test_transforms_without_parameters():
 
 def test_initial_decoder_bias_reproduces_average_profile():
     counts, _ = two_group_peaks()
-    bias = initial_decoder_bias(counts, "bernoulli")
+    bias = get_likelihood("bernoulli").initial_bias(counts)
     fraction = np.asarray((counts > 0).mean(0)).ravel()
     np.testing.assert_allclose(torch.sigmoid(bias).numpy(), fraction, atol=0.01)
     rna = sp.csr_matrix(np.array([[1.0, 3.0, 0.0], [3.0, 1.0, 0.0]]))
-    share = torch.softmax(initial_decoder_bias(rna, "nb"), 0).numpy()
+    share = torch.softmax(get_likelihood("nb").initial_bias(rna), 0).numpy()
     np.testing.assert_allclose(share, [0.5, 0.5, 0.0], atol=0.15)
     assert share[2] < share[0]
 
@@ -128,23 +128,21 @@ def test_tfidf_with_lsi_encoder_uses_both_views():
     assert not torch.allclose(encoder(dense), baseline)
 
 
-@pytest.mark.parametrize("likelihood", ["nb", "bernoulli"])
-def test_statistics_over_a_row_mask_equal_those_of_the_copied_rows(monkeypatch, likelihood):
+@pytest.mark.parametrize("name", ["nb", "poisson", "bernoulli"])
+def test_statistics_over_a_row_mask_equal_those_of_the_copied_rows(monkeypatch, name):
     """Model set-up passes the presence mask instead of copying the measured rows (memory at 10^6
     cells); the rows outside the mask hold counts here, so they must be left out, not just empty."""
-    import mosaicvi.model._input_statistics as statistics
+    import mosaicvi.nn._column_statistics as statistics
 
     monkeypatch.setattr(statistics, "_ROW_CHUNK", 37)  # several chunks, one partial
+    likelihood = get_likelihood(name)
     counts, _ = two_group_peaks(n_cells=300)
     counts = counts + sp.csr_matrix(np.eye(300, 200, dtype=np.float32))
     rows = np.random.default_rng(1).random(300) < 0.6
     measured = counts[rows]
-    assert statistics.library_reference(counts, likelihood, rows) == (
-        statistics.library_reference(measured, likelihood)
-    )
+    assert likelihood.library_reference(counts, rows) == likelihood.library_reference(measured)
     np.testing.assert_array_equal(
-        initial_decoder_bias(counts, likelihood, rows).numpy(),
-        initial_decoder_bias(measured, likelihood).numpy(),
+        likelihood.initial_bias(counts, rows).numpy(), likelihood.initial_bias(measured).numpy()
     )
     masked = input_transform_params("tfidf_lsi", counts, 5, seed=3, rows=rows)
     copied = input_transform_params("tfidf_lsi", measured, 5, seed=3)

@@ -18,7 +18,7 @@ from mosaicvi.nn import (
     make_input_transform,
     reverse_gradient,
 )
-from mosaicvi.nn._likelihoods import bernoulli_nll
+from mosaicvi.nn._likelihoods import get_likelihood
 from mosaicvi.nn._sparse import row_nnz, row_sums, select_rows
 
 
@@ -115,6 +115,10 @@ def test_sparse_input_linear_all_empty_rows():
 # --------------------------------------------------------------------------------------------------
 
 
+def bernoulli_nll(x, logits):
+    return get_likelihood("bernoulli").negative_log_likelihood(x, {"logits": logits})
+
+
 def test_bernoulli_nll_sparse_dense_and_bce():
     torch.manual_seed(0)
     x = random_counts(n_rows=8, n_cols=11)
@@ -140,7 +144,7 @@ def test_bernoulli_nll_gradient_sparse_equals_dense():
     torch.testing.assert_close(logits.grad, grad_dense)
 
 
-@pytest.mark.parametrize("likelihood", ["nb", "zinb", "bernoulli"])
+@pytest.mark.parametrize("likelihood", ["nb", "zinb", "poisson", "bernoulli"])
 def test_decoder_nll_sparse_equals_dense(likelihood):
     torch.manual_seed(0)
     decoder = ModalityDecoder(

@@ -32,7 +32,6 @@ DEFAULT_LIKELIHOOD: Final = {
     "counts": "nb",
 }
 #: Input transform each kind uses by default (see :mod:`mosaicvi.nn._input_transforms`).
-INPUT_TRANSFORMS: Final = ("log_normalize", "tfidf", "lsi", "tfidf_lsi", "clr")
 DEFAULT_INPUT_TRANSFORM: Final = {
     "rna": "log_normalize",
     "atac": "tfidf_lsi",
@@ -58,4 +57,3 @@ KIND_ALIASES: Final = {
     "antibody_capture": "adt",
     "cite": "adt",
 }
-LIKELIHOODS: Final = ("nb", "zinb", "bernoulli")

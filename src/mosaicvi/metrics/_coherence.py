@@ -77,7 +77,7 @@ def imputed_profiles(
     )
     if not sample:
         return values
-    if model.module.likelihoods[target] == "bernoulli":
+    if model.module.likelihoods[target].binary:
         return (rng.random(values.shape) < values).astype(np.float32)
     return rng.poisson(values).astype(np.float32)
 
@@ -167,7 +167,7 @@ def cross_modal_coherence(
         columns=pd.Index(modalities, name="target"),
     )
     for target in modalities:
-        binary = model.module.likelihoods[target] == "bernoulli"
+        binary = model.module.likelihoods[target].binary
         has_target = labelled & measured[target].to_numpy()
         train_cells = np.flatnonzero(has_target & ~test)
         if len(train_cells) < MIN_CELLS:

@@ -1,14 +1,13 @@
 """Modality-aware pieces of differential features: defaults, effect sizes, raw statistics.
 
 scvi-tools' Bayes-factor machinery assumes one RNA matrix in which every row is a measured cell.
-Here pseudocounts come from the features a group's *measuring* cells never express, raw
-statistics are computed only over cells that measured the modality, and each likelihood gets the
-effect size that suits it.
+Here pseudocounts come from the features a group's *measuring* cells never express and raw
+statistics are computed only over cells that measured the modality. Each likelihood's defaults
+(effect size, delta, library) are its :meth:`~mosaicvi.nn._likelihoods.Likelihood.differential_defaults`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,52 +15,6 @@ import scipy.sparse as sp
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-@dataclass(frozen=True)
-class DifferentialDefaults:
-    """How a modality is tested when the caller does not say otherwise.
-
-    Attributes
-    ----------
-    change
-        ``"log-fold"`` (log2 fold change of the decoded values plus a pseudocount) or
-        ``"difference"`` (difference of accessibility probabilities).
-    delta
-        Smallest effect that counts as differential, in the units of ``change``.
-    library_size
-        Library to decode at (see :meth:`~mosaicvi.MosaicVI.get_normalized_expression`).
-    pseudocounts
-        Added to the decoded values before the log fold change; ``None``: estimated per comparison
-        from the features the groups' measuring cells do not express, as scVI does.
-    """
-
-    change: str
-    delta: float
-    library_size: float | str | None
-    pseudocounts: float | None
-
-
-#: RNA and generic counts: proportions (library 1), log2 fold change, delta 0.25 and estimated
-#: pseudocounts, as scVI. ATAC (Bernoulli): accessibility probabilities of a typical cell, their
-#: difference, delta 0.05 (as PeakVI). ADT: expected counts at the median library with a prior
-#: count of one.
-DEFAULTS_BY_KIND = {
-    "rna": DifferentialDefaults("log-fold", 0.25, None, None),
-    "counts": DifferentialDefaults("log-fold", 0.25, None, None),
-    "adt": DifferentialDefaults("log-fold", 0.25, "median", 1.0),
-    "atac": DifferentialDefaults("difference", 0.05, None, 0.0),
-}
-BERNOULLI_DEFAULTS = DEFAULTS_BY_KIND["atac"]
-
-
-def differential_defaults(kind: str, likelihood: str) -> DifferentialDefaults:
-    """Defaults for a modality of ``kind`` modelled with ``likelihood``."""
-    if likelihood == "bernoulli":
-        return BERNOULLI_DEFAULTS
-    if kind == "atac":  # ATAC modelled as counts: treat as generic counts
-        return DEFAULTS_BY_KIND["counts"]
-    return DEFAULTS_BY_KIND[kind]
 
 
 def probability_difference(scales1: np.ndarray, scales2: np.ndarray, pseudocounts) -> np.ndarray:

@@ -14,7 +14,6 @@ from mudata import MuData
 from mosaicvi._compat import DifferentialComputation, fdr_de_prediction
 from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
 from mosaicvi.model._de_statistics import (
-    differential_defaults,
     lfc_with_estimated_pseudocounts,
     log_fold_change,
     probability_difference,
@@ -155,8 +154,8 @@ class DifferentialFeaturesMixin:
         if not 0.0 < fdr_target < 1.0:
             raise ValueError(f"`fdr_target` must be in (0, 1), got {fdr_target}.")
         labels, comparisons, reference = self._comparisons(adata, groupby, group1, group2)
-        defaults = differential_defaults(
-            self.modalities[modality], self.module.likelihoods[modality]
+        defaults = self.module.likelihoods[modality].differential_defaults(
+            self.modalities[modality]
         )
         change = defaults.change if change is None else change
         if change not in ("log-fold", "difference"):

@@ -1,4 +1,8 @@
-"""Statistics fitted on the training cells that the encoders' input transforms and decoders need."""
+"""Statistics of the encoders' input transforms (IDF, LSI), fitted on the training cells.
+
+The decoders' statistics (library reference, initial bias) belong to each likelihood
+(:mod:`mosaicvi.nn._likelihoods`).
+"""
 
 from __future__ import annotations
 
@@ -9,52 +13,13 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.extmath import randomized_svd
 
+from mosaicvi.nn._column_statistics import column_nonzeros, rows_mask
+from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
+
 logger = logging.getLogger(__name__)
 
 #: Cells used to fit the LSI loadings at most (a random subset beyond that).
 MAX_LSI_FIT_CELLS = 50_000
-#: Rows copied at a time when counting non-zeros over a subset of rows.
-_ROW_CHUNK = 65_536
-
-# Every function below takes the whole modality matrix and ``rows``, a boolean mask of the cells
-# that measured it (``None``: all rows). Indexing the matrix by the mask would copy most of the
-# data set (at 10^6 cells, the largest transient of model set-up); only the LSI fit copies rows,
-# at most MAX_LSI_FIT_CELLS of them.
-
-
-def _rows_mask(counts: sp.csr_matrix, rows: np.ndarray | None) -> np.ndarray:
-    return np.ones(counts.shape[0], dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-
-
-def column_nonzeros(counts: sp.csr_matrix, rows: np.ndarray | None = None) -> np.ndarray:
-    """Number of cells among ``rows`` in which each feature is non-zero."""
-    counts = sp.csr_matrix(counts)
-    if rows is None:
-        return np.bincount(counts.indices, minlength=counts.shape[1])
-    rows = _rows_mask(counts, rows)
-    total = np.zeros(counts.shape[1], dtype=np.int64)
-    for start in range(0, counts.shape[0], _ROW_CHUNK):
-        chunk = counts[start : start + _ROW_CHUNK][rows[start : start + _ROW_CHUNK]]
-        total += np.bincount(chunk.indices, minlength=counts.shape[1])
-    return total
-
-
-def column_sums(counts: sp.csr_matrix, rows: np.ndarray | None = None) -> np.ndarray:
-    """Per-feature total over ``rows`` (float64), without copying the matrix."""
-    weights = _rows_mask(counts, rows).astype(np.float64)
-    return np.asarray(sp.csr_matrix(counts).T @ weights).ravel()
-
-
-def library_reference(
-    measured: sp.csr_matrix, likelihood: str, rows: np.ndarray | None = None
-) -> float:
-    """Median library of the cells that measured a modality (open features for Bernoulli)."""
-    counts = sp.csr_matrix(measured)
-    if likelihood == "bernoulli":
-        per_cell = np.diff(counts.indptr)
-    else:
-        per_cell = np.asarray(counts.sum(1)).ravel()
-    return float(np.median(per_cell[_rows_mask(counts, rows)]))
 
 
 def inverse_document_frequency(
@@ -105,7 +70,7 @@ def fit_lsi(
     np.ndarray
         ``(n_features, n_components)`` float32 loadings.
     """
-    candidates = np.flatnonzero(_rows_mask(measured, rows))
+    candidates = np.flatnonzero(rows_mask(measured, rows))
     n_cells, n_features = len(candidates), measured.shape[1]
     if n_components < 1:
         raise ValueError(f"`n_lsi_components` must be at least 1, got {n_components}.")
@@ -143,11 +108,12 @@ def input_transform_params(
     ``n_lsi_components`` is lowered (with a log message) when the modality has too few measured
     cells or features for it.
     """
-    if transform not in ("tfidf", "lsi", "tfidf_lsi"):
+    needed = INPUT_TRANSFORMS[transform][1]
+    if "idf" not in needed:
         return {}
     idf = inverse_document_frequency(measured, rows)
     params = {"idf": torch.as_tensor(idf, dtype=torch.float32)}
-    if transform in ("lsi", "tfidf_lsi"):
+    if "loadings" in needed:
         n_cells = measured.shape[0] if rows is None else int(np.count_nonzero(rows))
         shape = (n_cells, measured.shape[1])
         n_components = min(n_lsi_components, min(shape) - 2)
@@ -165,25 +131,3 @@ def input_transform_params(
             )
         params["loadings"] = torch.as_tensor(fit_lsi(measured, idf, n_components, seed, rows))
     return params
-
-
-def initial_decoder_bias(
-    measured: sp.csr_matrix, likelihood: str, rows: np.ndarray | None = None
-) -> torch.Tensor:
-    """Per-feature decoder bias that reproduces the data's average profile when ``eta = 0``.
-
-    Bernoulli: ``logit`` of the fraction of cells in which the feature is open (smoothed), which
-    the decoder's library offset keeps at the reference library; NB / ZINB: ``log`` of the
-    feature's share of all counts (the softmax logits of the average cell). Starting there, the
-    latent space is not spent on the average profile (with a zero bias every ATAC peak starts at
-    probability 1/2, and a shared "everything closed" direction of ``z`` was learnt before the
-    bias caught up, placing the cells of that modality far from the others). Computed over the
-    ``rows`` (boolean mask) of ``measured``, all rows when ``None``.
-    """
-    n_cells = measured.shape[0] if rows is None else int(np.count_nonzero(rows))
-    if likelihood == "bernoulli":
-        fraction = (column_nonzeros(measured, rows) + 0.5) / (n_cells + 1.0)
-        return torch.as_tensor(np.log(fraction) - np.log1p(-fraction), dtype=torch.float32)
-    totals = column_sums(measured, rows)
-    share = (totals + 0.5) / (totals.sum() + 0.5 * totals.size)
-    return torch.as_tensor(np.log(share), dtype=torch.float32)

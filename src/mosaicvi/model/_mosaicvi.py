@@ -14,8 +14,6 @@ from mosaicvi._constants import (
     DEFAULT_INPUT_TRANSFORM,
     DEFAULT_LIKELIHOOD,
     FEATURE_NAMES_REGISTRY_KEY,
-    INPUT_TRANSFORMS,
-    LIKELIHOODS,
     PRESENCE_KEY,
     modality_registry_key,
 )
@@ -24,8 +22,7 @@ from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model._differential import DifferentialFeaturesMixin
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
-from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
-from mosaicvi.model._input_statistics import library_reference as library_reference_of
+from mosaicvi.model._input_statistics import input_transform_params
 from mosaicvi.model._labels import LabelsMixin
 from mosaicvi.model._marginal_likelihood import MarginalLikelihoodMixin
 from mosaicvi.model._normalized_expression import NormalizedExpressionMixin
@@ -36,6 +33,8 @@ from mosaicvi.model._safe_io import SafeSaveLoadMixin
 from mosaicvi.model._safe_training import SafeTrainingMixin
 from mosaicvi.model._training import MosaicTrainingMixin
 from mosaicvi.module import MosaicVAE
+from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
+from mosaicvi.nn._likelihoods import LIKELIHOODS, get_likelihood
 from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
 
 if TYPE_CHECKING:
@@ -94,8 +93,10 @@ class MosaicVI(
     dropout_rate
         Dropout rate.
     likelihoods
-        Modality name -> ``"nb"``, ``"zinb"`` or ``"bernoulli"``, overriding the defaults
-        (NB for RNA, ADT and generic counts; Bernoulli for ATAC).
+        Modality name -> ``"nb"``, ``"zinb"``, ``"poisson"`` or ``"bernoulli"``, overriding the
+        defaults (NB for RNA, ADT and generic counts; Bernoulli for ATAC, which models whether
+        each peak is open). ``"poisson"`` models counts without extra dispersion, e.g. ATAC
+        fragment counts instead of binarised peaks, as scvi-tools' PoissonVI.
     input_transforms
         Modality name -> encoder input transform, overriding the defaults: ``"log_normalize"``
         (RNA, generic counts), ``"tfidf_lsi"`` (ATAC: the binarised TF-IDF of every peak and its
@@ -201,7 +202,7 @@ class MosaicVI(
         n_layers_encoder: int = 2,
         n_layers_decoder: int = 2,
         dropout_rate: float = 0.1,
-        likelihoods: Mapping[str, str] | None = None,
+        likelihoods: Mapping[str, Literal["nb", "zinb", "poisson", "bernoulli"]] | None = None,
         input_transforms: Mapping[str, str] | None = None,
         n_lsi_components: int = 50,
         batch_discriminator: bool = True,
@@ -220,10 +221,14 @@ class MosaicVI(
         super().__init__(adata)
         kinds = self.modalities
         chosen = per_modality_choice(
-            "likelihoods", kinds, DEFAULT_LIKELIHOOD, likelihoods, LIKELIHOODS
+            "likelihoods", kinds, DEFAULT_LIKELIHOOD, likelihoods, tuple(LIKELIHOODS)
         )
         transforms = per_modality_choice(
-            "input_transforms", kinds, DEFAULT_INPUT_TRANSFORM, input_transforms, INPUT_TRANSFORMS
+            "input_transforms",
+            kinds,
+            DEFAULT_INPUT_TRANSFORM,
+            input_transforms,
+            tuple(INPUT_TRANSFORMS),
         )
         presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
         presence = np.asarray(presence, dtype=bool)
@@ -232,8 +237,9 @@ class MosaicVI(
             counts = self.adata_manager.get_from_registry(modality_registry_key(m))
             n_features[m] = counts.shape[1]
             measured = presence[:, i]  # a mask: indexing the counts would copy them
-            library_reference[m] = library_reference_of(counts, chosen[m], measured)
-            decoder_bias[m] = initial_decoder_bias(counts, chosen[m], measured)
+            likelihood = get_likelihood(chosen[m])
+            library_reference[m] = likelihood.library_reference(counts, measured)
+            decoder_bias[m] = likelihood.initial_bias(counts, measured)
             transform_params[m] = input_transform_params(
                 transforms[m],
                 counts,

@@ -273,7 +273,7 @@ class NormalizedExpressionMixin:
     def _decoding_library(self, modality: str, library_size: float | str | None) -> float:
         reference = float(torch.exp(self.module.decoders[modality].log_library_reference))
         if library_size is None:
-            return reference if self.module.likelihoods[modality] == "bernoulli" else 1.0
+            return self.module.likelihoods[modality].default_decoding_library(reference)
         if isinstance(library_size, str):
             if library_size != "median":
                 raise ValueError(

@@ -45,12 +45,14 @@ class AuxiliaryLossesMixin:
                 if rows is None or rows.numel() == 0:
                     continue
                 target = cells[rows]
-                px = self.decoders[m](
+                px = self.decode_modality(
+                    m,
                     z[rows],
-                    batch_index[target],
-                    inference_outputs["library"][m][target],
-                    None if cat_covs is None else cat_covs[target],
-                    None if v is None else v[slice(*self.feature_slices[m])],
+                    batch_index,
+                    inference_outputs["library"][m],
+                    cat_covs,
+                    v,
+                    cells=target,
                 )
                 yield m, target, px
 

@@ -21,7 +21,7 @@ def checked_fraction(fraction: float) -> float:
 class ClosedFeatureSamplingMixin:
     """Closed-feature sampling for :class:`~mosaicvi.module.MosaicVAE`.
 
-    Expects ``closed_feature_fraction``, ``modality_names``, ``likelihoods`` and
+    Expects ``closed_feature_fraction``, ``modality_names``, ``likelihoods`` (objects) and
     ``output_discriminators`` on the module. See :mod:`mosaicvi.nn._feature_sampling`.
     """
 
@@ -43,5 +43,5 @@ class ClosedFeatureSamplingMixin:
                 tensors[modality_registry_key(m)], self.closed_feature_fraction
             )
             for m in self.modality_names
-            if self.likelihoods[m] == "bernoulli"
+            if self.likelihoods[m].column_subsets
         }

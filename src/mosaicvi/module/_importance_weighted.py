@@ -176,12 +176,8 @@ class ImportanceWeightedMixin:
                 continue
             cells = cell_index[rows]
             counts = tensors[modality_registry_key(m)]
-            px = self.decoders[m](
-                z[rows],
-                batch_index[cells],
-                self.library_size(m, counts)[cells],
-                None if cat_covs is None else cat_covs[cells],
-                None if v is None else v[slice(*self.feature_slices[m])],
+            px = self.decode_modality(
+                m, z[rows], batch_index, self.library_size(m, counts), cat_covs, v, cells=cells
             )
             nll = self.decoders[m].negative_log_likelihood(gather_rows(counts, cells), px)
             total = total.index_add(0, rows, -nll)

@@ -25,7 +25,8 @@ from mosaicvi.nn import (
     make_fusion,
     make_input_transform,
 )
-from mosaicvi.nn._sparse import gather_rows, row_nnz, row_sums
+from mosaicvi.nn._likelihoods import get_likelihood
+from mosaicvi.nn._sparse import gather_rows
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -71,7 +72,8 @@ class MosaicVAE(
     n_batch
         Number of batches.
     likelihoods
-        Modality name -> ``"nb"``, ``"zinb"`` or ``"bernoulli"``.
+        Modality name -> a registered likelihood name (``"nb"``, ``"zinb"``, ``"poisson"``,
+        ``"bernoulli"``; see :mod:`mosaicvi.nn._likelihoods`).
     input_transforms
         Modality name -> ``"log_normalize"``, ``"tfidf"``, ``"lsi"`` or ``"clr"``.
     library_reference
@@ -198,7 +200,7 @@ class MosaicVAE(
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
-        self.likelihoods = dict(likelihoods)
+        self.likelihoods = {m: get_likelihood(likelihoods[m]) for m in self.modality_names}
         transform_params = transform_params or {}
         self.feature_slices = {}
         start = 0
@@ -247,7 +249,7 @@ class MosaicVAE(
                     n_latent,
                     n_features[m],
                     n_batch,
-                    likelihood=likelihoods[m],
+                    likelihood=self.likelihoods[m],
                     library_reference=library_reference[m],
                     n_cats_per_cov=n_cats_per_cov,
                     n_hidden=n_hidden_decoder,
@@ -297,10 +299,38 @@ class MosaicVAE(
         }
 
     def library_size(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """Per-cell library of ``modality``: total counts, or open features for Bernoulli."""
-        if self.likelihoods[modality] == "bernoulli":
-            return row_nnz(x)
-        return row_sums(x)
+        """Per-cell library of ``modality`` (total counts, or open features for Bernoulli)."""
+        return self.likelihoods[modality].library_size(x)
+
+    def decode_modality(
+        self,
+        modality: str,
+        z: torch.Tensor,
+        batch_index: torch.Tensor,
+        library: torch.Tensor,
+        cat_covs: torch.Tensor | None = None,
+        v: torch.Tensor | None = None,
+        cells: torch.Tensor | None = None,
+        columns: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Likelihood parameters of ``modality`` for latent codes ``z``: every decoding path's call.
+
+        ``batch_index``, ``library`` and ``cat_covs`` are per-cell; with ``cells`` (indices) they
+        are indexed by it to match ``z``'s rows. ``v``: the feature embeddings of all features
+        when the model has a graph. ``columns``: the features a
+        training step decodes (:meth:`sampled_feature_columns`).
+        """
+        if cells is not None:
+            batch_index, library = batch_index[cells], library[cells]
+            cat_covs = None if cat_covs is None else cat_covs[cells]
+        return self.decoders[modality](
+            z,
+            batch_index,
+            library,
+            cat_covs,
+            None if v is None else v[slice(*self.feature_slices[modality])],
+            columns,
+        )
 
     def encoder_presence(self, present: torch.Tensor) -> torch.Tensor:
         """Modalities the encoders see: ``present``, minus random drop-outs while training."""
@@ -376,15 +406,16 @@ class MosaicVAE(
             outputs.update(qv=qv, v=v)
         px, rows = {}, {}
         for i, m in enumerate(self.modality_names):
-            idx = torch.nonzero(presence[:, i], as_tuple=True)[0]
-            rows[m] = idx
-            px[m] = self.decoders[m](
-                z[idx],
-                batch_index[idx],
-                library[m][idx],
-                None if cat_covs is None else cat_covs[idx],
-                None if v is None else v[slice(*self.feature_slices[m])],
-                None if feature_columns is None else feature_columns.get(m),
+            rows[m] = torch.nonzero(presence[:, i], as_tuple=True)[0]
+            px[m] = self.decode_modality(
+                m,
+                z[rows[m]],
+                batch_index,
+                library[m],
+                cat_covs,
+                v,
+                cells=rows[m],
+                columns=None if feature_columns is None else feature_columns.get(m),
             )
         return {"px": px, "rows": rows, **outputs}
 
@@ -403,13 +434,11 @@ class MosaicVAE(
         or the accessibility probability at that many open features. With a guidance graph the
         posterior means of the feature embeddings are used.
         """
-        v = None
-        if self.graph_encoder is not None:
-            v = self.graph_encoder().loc[slice(*self.feature_slices[modality])]
-        params = self.decoders[modality](z, batch_index.reshape(-1).long(), library, cat_covs, v)
-        if self.likelihoods[modality] == "bernoulli":
-            return torch.sigmoid(params["logits"])
-        return params["mean"]
+        v = None if self.graph_encoder is None else self.graph_encoder().loc
+        params = self.decode_modality(
+            modality, z, batch_index.reshape(-1).long(), library, cat_covs, v
+        )
+        return self.likelihoods[modality].mean(params)
 
     def loss(
         self,

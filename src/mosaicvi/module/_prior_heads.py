@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 from torch import nn
 
 from mosaicvi.nn import LatentClassifier, MixturePrior, ModalityPriors, StandardNormalPrior
 
-PRIORS = ("normal", "mixture", "modality")
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: What a prior choice builds: the prior, a label classifier and per-modality priors.
+PriorHeads = tuple[nn.Module, LatentClassifier | None, ModalityPriors | None]
+
+#: The names of :data:`PRIORS`, for type hints.
+PriorName = Literal["normal", "mixture", "modality"]
+
+
+def _normal(modality_names, n_latent, n_labels, n_clusters):
+    classifier = LatentClassifier(n_latent, n_labels) if n_labels > 0 else None
+    return StandardNormalPrior(), classifier, None
+
+
+def _mixture(modality_names, n_latent, n_labels, n_clusters):
+    return MixturePrior(n_latent, n_clusters), None, None
+
+
+def _modality(modality_names, n_latent, n_labels, n_clusters):
+    prior, classifier, _ = _normal(modality_names, n_latent, n_labels, n_clusters)
+    return prior, classifier, ModalityPriors(modality_names, n_latent, n_clusters)
+
+
+#: Priors by name (``MosaicVI(prior=...)``): ``(modality_names, n_latent, n_labels, n_clusters)``
+#: -> ``(prior, classifier, modality_priors)``.
+PRIORS: dict[str, Callable[..., PriorHeads]] = {
+    "normal": _normal,
+    "mixture": _mixture,
+    "modality": _modality,
+}
+#: Priors with discrete clusters (``n_clusters`` applies).
+CLUSTERED_PRIORS = ("mixture", "modality")
 
 
 def make_prior_heads(
@@ -15,7 +49,7 @@ def make_prior_heads(
     n_latent: int,
     n_labels: int,
     n_clusters: int | None,
-) -> tuple[nn.Module, LatentClassifier | None, ModalityPriors | None]:
+) -> PriorHeads:
     """``(prior, classifier, modality_priors)`` for a ``prior`` choice of the model.
 
     ``"normal"``: ``N(0, I)``, with a :class:`~mosaicvi.nn.LatentClassifier` when there are labels.
@@ -26,17 +60,11 @@ def make_prior_heads(
     least 10, and may not be below it.
     """
     if prior not in PRIORS:
-        raise ValueError(f"`prior` is {prior!r}; use 'normal', 'mixture' or 'modality'.")
-    if prior in ("mixture", "modality"):
+        raise ValueError(f"`prior` is {prior!r}; use one of {list(PRIORS)}.")
+    if prior in CLUSTERED_PRIORS:
         n_clusters = n_clusters or max(n_labels, 10)
         if n_clusters < n_labels:
             raise ValueError(
                 f"`n_clusters` ({n_clusters}) must be at least the number of labels ({n_labels})."
             )
-    if prior == "mixture":
-        return MixturePrior(n_latent, n_clusters), None, None
-    classifier = LatentClassifier(n_latent, n_labels) if n_labels > 0 else None
-    modality_priors = (
-        ModalityPriors(modality_names, n_latent, n_clusters) if prior == "modality" else None
-    )
-    return StandardNormalPrior(), classifier, modality_priors
+    return PRIORS[prior](modality_names, n_latent, n_labels, n_clusters)

@@ -8,13 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mosaicvi.nn._likelihoods import (
-    bernoulli_nll,
-    negative_binomial_nll,
-    zero_inflated_negative_binomial_nll,
-)
+from mosaicvi.nn._likelihoods import Likelihood, Params, get_likelihood
 from mosaicvi.nn._mlp import hidden_stack
-from mosaicvi.nn._sparse import to_dense
 
 _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
 
@@ -25,12 +20,10 @@ class ModalityDecoder(nn.Module):
     ``eta = MLP(z [, covariates])``, or with feature embeddings ``V`` from a guidance graph the
     hybrid ``eta = w * z V^T + (1 - w) * MLP(z)``; then ``logits = softplus(a_s) * eta + b_s``
     with per-batch, per-feature scale ``a_s`` and bias ``b_s`` (batch enters only here and in the
-    dispersion).
-
-    - ``"nb"`` / ``"zinb"``: mean ``softmax(logits) * library``, batch-specific inverse dispersion
-      ``exp(log_theta_s)`` (and zero-inflation logits for ZINB).
-    - ``"bernoulli"``: accessibility probability ``sigmoid(logits + log(library / reference))``,
-      where ``library`` counts the cell's open features.
+    likelihood's own per-batch parameters, such as the NB dispersion). The likelihood
+    (:mod:`mosaicvi.nn._likelihoods`) turns the logits into its parameters: e.g. the NB mean
+    ``softmax(logits) * library``, or the Bernoulli probability
+    ``sigmoid(logits + log(library / reference))``.
 
     Parameters
     ----------
@@ -41,9 +34,11 @@ class ModalityDecoder(nn.Module):
     n_batch
         Number of batches.
     likelihood
-        ``"nb"``, ``"zinb"`` or ``"bernoulli"``.
+        A registered likelihood name (``"nb"``, ``"zinb"``, ``"poisson"``, ``"bernoulli"``) or
+        a :class:`~mosaicvi.nn._likelihoods.Likelihood`.
     library_reference
-        Typical library size of the modality: Bernoulli offsets are relative to it.
+        Typical library size of the modality (decoding at a typical cell; Bernoulli offsets
+        are relative to it).
     n_cats_per_cov
         Number of categories of each extra categorical covariate (one-hot into the MLP).
     n_hidden
@@ -66,7 +61,7 @@ class ModalityDecoder(nn.Module):
         n_latent: int,
         n_features: int,
         n_batch: int,
-        likelihood: str = "nb",
+        likelihood: str | Likelihood = "nb",
         library_reference: float = 1.0,
         n_cats_per_cov: list[int] | None = None,
         n_hidden: int = 256,
@@ -79,11 +74,7 @@ class ModalityDecoder(nn.Module):
         if not 0.0 <= graph_weight <= 1.0:
             raise ValueError(f"`graph_weight` must be in [0, 1], got {graph_weight}.")
         self.graph_weight = float(graph_weight)
-        if likelihood not in ("nb", "zinb", "bernoulli"):
-            raise ValueError(
-                f"Unknown likelihood {likelihood!r}; use 'nb', 'zinb' or 'bernoulli'."
-            )
-        self.likelihood = likelihood
+        self.likelihood = get_likelihood(likelihood)
         self.n_cats_per_cov = list(n_cats_per_cov or [])
         n_in = n_latent + sum(self.n_cats_per_cov)
         if self.graph_weight < 1.0:
@@ -102,10 +93,8 @@ class ModalityDecoder(nn.Module):
         self.register_buffer(
             "log_library_reference", torch.tensor(math.log(max(library_reference, 1.0)))
         )
-        if likelihood in ("nb", "zinb"):
-            self.log_theta = nn.Parameter(torch.zeros(n_batch, n_features))
-        if likelihood == "zinb":
-            self.zi_logits = nn.Parameter(torch.full((n_batch, n_features), -2.0))
+        for name, value in self.likelihood.batch_parameters.items():
+            self.register_parameter(name, nn.Parameter(torch.full((n_batch, n_features), value)))
 
     def forward(
         self,
@@ -115,20 +104,23 @@ class ModalityDecoder(nn.Module):
         cat_covs: torch.Tensor | None = None,
         feature_embeddings: torch.Tensor | None = None,
         columns: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> dict[str, torch.Tensor]:
+    ) -> Params:
         """Likelihood parameters for cells ``z`` ``(n, n_latent)``.
 
         ``batch_index`` is ``(n,)`` long; ``library`` ``(n,)`` is the library size to decode at;
         ``feature_embeddings`` ``(n_features, n_latent)`` are this modality's rows of ``V``
-        (required when ``graph_weight > 0``). ``columns`` (Bernoulli only): ``(indices,
-        weights)`` from :func:`~mosaicvi.nn._feature_sampling.sample_feature_columns`; only
-        those features are decoded, and the returned ``"columns"`` and ``"column_weight"`` make
+        (required when ``graph_weight > 0``). ``columns`` (likelihoods with
+        ``column_subsets``): ``(indices, weights)`` from
+        :func:`~mosaicvi.nn._feature_sampling.sample_feature_columns`; only those features are
+        decoded, and the returned ``"columns"`` and ``"column_weight"`` make
         :meth:`negative_log_likelihood` the matching unbiased estimate.
         """
         index = None
         if columns is not None:
-            if self.likelihood != "bernoulli":
-                raise ValueError("Only a Bernoulli decoder can decode a subset of its features.")
+            if not self.likelihood.column_subsets:
+                raise ValueError(
+                    f"A {self.likelihood.name!r} decoder cannot decode a subset of its features."
+                )
             index = columns[0]
         eta = self._mlp(z, cat_covs, index) if self.graph_weight < 1.0 else None
         if self.graph_weight > 0.0:
@@ -146,20 +138,14 @@ class ModalityDecoder(nn.Module):
             batch_scale, batch_bias = batch_scale[:, index], batch_bias[:, index]
         scale = F.embedding(batch_index, F.softplus(batch_scale))
         bias = F.embedding(batch_index, batch_bias)
-        if self.likelihood == "bernoulli":
-            bias = bias + self._library_offset(library)[:, None]
+        offset = self.likelihood.logit_offset(library, self.log_library_reference)
+        if offset is not None:
+            bias = bias + offset[:, None]
         logits = torch.addcmul(bias, eta, scale)
-        if self.likelihood == "bernoulli":
-            if columns is not None:
-                return {"logits": logits, "columns": index, "column_weight": columns[1]}
-            return {"logits": logits}
-        params = {
-            "logits": logits,
-            "mean": torch.softmax(logits, dim=-1) * library[:, None],
-            "theta": F.embedding(batch_index, torch.exp(self.log_theta)),
-        }
-        if self.likelihood == "zinb":
-            params["zi_logits"] = F.embedding(batch_index, self.zi_logits)
+        batch_parameters = {name: getattr(self, name) for name in self.likelihood.batch_parameters}
+        params = self.likelihood.parameters(logits, library, batch_index, batch_parameters)
+        if columns is not None:
+            params.update(columns=index, column_weight=columns[1])
         return params
 
     def _mlp(
@@ -176,21 +162,6 @@ class ModalityDecoder(nn.Module):
             return self.output(h)
         return F.linear(h, self.output.weight[index], self.output.bias[index])
 
-    def _library_offset(self, library: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logit offset ``log(library / reference)`` of each cell."""
-        return torch.log(library.clamp(min=1.0)) - self.log_library_reference
-
-    def negative_log_likelihood(
-        self, x: torch.Tensor, params: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
+    def negative_log_likelihood(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """Per-cell NLL of counts ``x`` (dense or CSR, rows matching ``params``)."""
-        if self.likelihood == "bernoulli":
-            return bernoulli_nll(
-                x, params["logits"], params.get("columns"), params.get("column_weight")
-            )
-        x = to_dense(x)
-        if self.likelihood == "zinb":
-            return zero_inflated_negative_binomial_nll(
-                x, params["mean"], params["theta"], params["zi_logits"]
-            )
-        return negative_binomial_nll(x, params["mean"], params["theta"])
+        return self.likelihood.negative_log_likelihood(x, params)

@@ -8,7 +8,7 @@ reports each modality's weight in each cell's posterior.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +20,10 @@ from mosaicvi.nn._posterior import FusedPosterior
 from mosaicvi.nn._product_of_experts import MIN_VARIANCE, ProductOfExperts
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-#: Fusion names accepted by :func:`make_fusion` (and ``MosaicVI(fusion=...)``).
-FUSIONS: Final = ("attention", "poe", "moe", "mopoe")
+#: The names of :data:`FUSIONS`, for type hints.
+FusionName = Literal["attention", "poe", "moe", "mopoe"]
 
 
 class MaskedGatedAttention(nn.Module):
@@ -110,12 +110,24 @@ def make_fusion(
     >>> torch.allclose(posterior.modality_weights.sum(1), torch.ones(3))
     True
     """
-    if name == "attention":
-        return AttentionFusion(n_input, n_latent, n_attention)
-    if name == "poe":
-        return ProductOfExperts(modalities, n_input, n_latent)
-    if name == "moe":
-        return MixtureOfExperts(modalities, n_input, n_latent)
-    if name == "mopoe":
-        return MixtureOfProductsOfExperts(modalities, n_input, n_latent)
-    raise ValueError(f"`fusion` is {name!r}; use one of {FUSIONS}.")
+    if name not in FUSIONS:
+        raise ValueError(f"`fusion` is {name!r}; use one of {list(FUSIONS)}.")
+    return FUSIONS[name](modalities, n_input, n_latent, n_attention)
+
+
+#: Fusions by name (``MosaicVI(fusion=...)``): ``(modalities, n_input, n_latent, n_attention)``
+#: -> module.
+FUSIONS: dict[str, Callable[[Sequence[str], int, int, int], nn.Module]] = {
+    "attention": lambda modalities, n_input, n_latent, n_attention: AttentionFusion(
+        n_input, n_latent, n_attention
+    ),
+    "poe": lambda modalities, n_input, n_latent, _: ProductOfExperts(
+        modalities, n_input, n_latent
+    ),
+    "moe": lambda modalities, n_input, n_latent, _: MixtureOfExperts(
+        modalities, n_input, n_latent
+    ),
+    "mopoe": lambda modalities, n_input, n_latent, _: MixtureOfProductsOfExperts(
+        modalities, n_input, n_latent
+    ),
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import nn
@@ -100,27 +101,32 @@ class CenteredLogRatio(nn.Module):
         return logged - logged.mean(-1, keepdim=True)
 
 
+#: The names of :data:`INPUT_TRANSFORMS`, for type hints.
+InputTransformName = Literal["log_normalize", "tfidf", "lsi", "tfidf_lsi", "clr"]
+
+#: Input transforms by name (``MosaicVI(input_transforms=...)``): the class and the parameters
+#: it needs fitted on the training cells (see :func:`~mosaicvi.model._input_statistics.input_transform_params`).
+INPUT_TRANSFORMS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "log_normalize": (LogNormalize, ()),
+    "clr": (CenteredLogRatio, ()),
+    "tfidf": (TfIdf, ("idf",)),
+    "lsi": (TfIdfLsi, ("idf", "loadings")),
+    "tfidf_lsi": (TfIdfWithLsi, ("idf", "loadings")),
+}
+
+
 def make_input_transform(name: str, params: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
-    """Build the transform called ``name``.
+    """Build the transform called ``name`` (one of :data:`INPUT_TRANSFORMS`).
 
     ``"log_normalize"`` and ``"clr"`` take no parameters; ``"tfidf"`` needs ``params["idf"]``
     and ``"lsi"`` / ``"tfidf_lsi"`` ``params["idf"]`` and ``params["loadings"]`` (both fitted on
     training data).
     """
+    if name not in INPUT_TRANSFORMS:
+        raise ValueError(f"Unknown input transform {name!r}; use one of {list(INPUT_TRANSFORMS)}.")
+    cls, needed = INPUT_TRANSFORMS[name]
     params = params or {}
-    if name == "log_normalize":
-        return LogNormalize()
-    if name == "clr":
-        return CenteredLogRatio()
-    if name in ("tfidf", "lsi", "tfidf_lsi"):
-        if "idf" not in params:
-            raise ValueError(f"The {name!r} input transform needs the per-feature `idf`.")
-        if name == "tfidf":
-            return TfIdf(params["idf"])
-        if "loadings" not in params:
-            raise ValueError("The 'lsi' input transform needs the fitted `loadings`.")
-        cls = TfIdfLsi if name == "lsi" else TfIdfWithLsi
-        return cls(params["idf"], params["loadings"])
-    raise ValueError(
-        f"Unknown input transform {name!r}; use 'log_normalize', 'tfidf', 'lsi', 'tfidf_lsi' or 'clr'."
-    )
+    missing = [p for p in needed if p not in params]
+    if missing:
+        raise ValueError(f"The {name!r} input transform needs the fitted {missing}.")
+    return cls(*(params[p] for p in needed))

@@ -17,50 +17,40 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch import nn
 
+from mosaicvi.nn._likelihoods import Likelihood, Params
 from mosaicvi.nn._mlp import hidden_stack
 from mosaicvi.nn._sparse import SparseInputLinear, is_sparse, row_ids, row_sums, with_values
 
 
-def straight_through_sample(params: dict[str, torch.Tensor], likelihood: str) -> torch.Tensor:
+def straight_through_sample(params: Params, likelihood: Likelihood) -> torch.Tensor:
     """A draw from decoded likelihood parameters, with the gradient of the distribution's mean.
 
-    Forward: an exact sample (NB, ZINB or Bernoulli); backward: ``d sample / d mean = 1``
+    Forward: an exact sample (:meth:`Likelihood.sample`); backward: ``d sample / d mean = 1``
     (straight-through), so the result is a differentiable function of the decoder output.
 
     Examples
     --------
+    >>> from mosaicvi.nn._likelihoods import get_likelihood
     >>> params = {"logits": torch.zeros(2, 3, requires_grad=True)}
-    >>> sample = straight_through_sample(params, "bernoulli")
+    >>> sample = straight_through_sample(params, get_likelihood("bernoulli"))
     >>> bool(((sample == 0) | (sample == 1)).all())
     True
     """
-    if likelihood == "bernoulli":
-        mean = torch.sigmoid(params["logits"])
-        draw = (torch.rand_like(mean) < mean.detach()).to(mean.dtype)  # faster than bernoulli_
-    else:
-        mean = params["mean"]
-        with torch.no_grad():
-            mu = mean.clamp_min(1e-8)
-            if likelihood == "zinb":
-                distribution = ZeroInflatedNegativeBinomial(
-                    mu=mu, theta=params["theta"], zi_logits=params["zi_logits"]
-                )
-            else:
-                distribution = NegativeBinomial(mu=mu, theta=params["theta"])
-            draw = distribution.sample()
-    return draw + mean - mean.detach()
+    mean = likelihood.mean(params)
+    return likelihood.sample(params) + mean - mean.detach()
 
 
-def normalized_profile(x: torch.Tensor, likelihood: str, target_library: float) -> torch.Tensor:
+def normalized_profile(
+    x: torch.Tensor, likelihood: Likelihood, target_library: float
+) -> torch.Tensor:
     """What the discriminator reads: ``log1p(target_library * x / library)`` per cell.
 
-    Bernoulli modalities are binarised instead. ``x`` may be dense or a CSR tensor (kept sparse);
+    Modalities with a binary likelihood (Bernoulli) are binarised instead. ``x`` may be dense or a CSR tensor (kept sparse);
     an all-zero row stays zero.
     """
-    if likelihood == "bernoulli":
+    if likelihood.binary:
         if is_sparse(x):
             return with_values(x, (x.values() > 0).to(x.values().dtype))
         return (x > 0).to(x.dtype) + (x - x.detach())
