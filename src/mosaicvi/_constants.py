@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 #: Prefix of every entry ``setup_mudata`` / ``setup_anndata`` write into ``obsm``.
 OBSM_PREFIX: Final = "_mosaicvi"
@@ -12,6 +12,50 @@ PRESENCE_OBSM_KEY: Final = f"{OBSM_PREFIX}_presence"
 PRESENCE_KEY: Final = "presence"
 #: Registry entry with the feature names of each modality (modality -> list of names).
 FEATURE_NAMES_REGISTRY_KEY: Final = "mosaicvi_feature_names"
+
+
+class _ModuleKeys(NamedTuple):
+    """Keys of :class:`~mosaicvi.module.MosaicVAE`'s inference and generative inputs and outputs.
+
+    Inputs are keyword arguments of ``inference`` / ``generative``, so their keys are those
+    arguments' names.
+    """
+
+    X_KEY: str = "x"
+    PRESENCE_KEY: str = "presence"
+    BATCH_INDEX_KEY: str = "batch_index"
+    CAT_COVS_KEY: str = "cat_covs"
+    FEATURE_COLUMNS_KEY: str = "feature_columns"
+    Z_KEY: str = "z"
+    QZ_KEY: str = "qz"
+    QZM_KEY: str = "qzm"
+    QZV_KEY: str = "qzv"
+    POSTERIOR_KEY: str = "posterior"
+    ATTENTION_KEY: str = "attention"
+    EMBEDDINGS_KEY: str = "embeddings"
+    Z_STRATA_KEY: str = "z_strata"
+    CELL_INDEX_KEY: str = "cell_index"
+    SAMPLE_WEIGHT_KEY: str = "sample_weight"
+    LIBRARY_KEY: str = "library"
+    PX_KEY: str = "px"
+    ROWS_KEY: str = "rows"
+    QV_KEY: str = "qv"
+    V_KEY: str = "v"
+
+
+#: Module input and output keys (as scvi-tools' ``MODULE_KEYS``).
+MODULE_KEYS: Final = _ModuleKeys()
+
+
+class _MetricKeys(NamedTuple):
+    """Names under which training logs its metrics (``model.history`` columns)."""
+
+    ELBO_TRAIN: str = "elbo_train"
+    ELBO_VALIDATION: str = "elbo_validation"
+
+
+#: Training metric keys.
+METRIC_KEYS: Final = _MetricKeys()
 
 
 def modality_obsm_key(modality: str) -> str:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 
-from mosaicvi._constants import modality_registry_key
+from mosaicvi._constants import MODULE_KEYS, modality_registry_key
 from mosaicvi.nn._sparse import gather_rows
 
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ class AuxiliaryLossesMixin:
         the fusion (its expert, for the product and mixture fusions) and one sample decodes every
         other modality ``j`` the cell has, at the cell's batch and observed library of ``j``.
         """
-        embeddings = inference_outputs["embeddings"]
-        present = inference_outputs["presence"]
+        embeddings = inference_outputs[MODULE_KEYS.EMBEDDINGS_KEY]
+        present = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
         batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
         cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
-        v = generative_outputs.get("v")
+        v = generative_outputs.get(MODULE_KEYS.V_KEY)
         multi = present.sum(1) > 1
         for i in range(len(self.modality_names)):
             cells = torch.nonzero(present[:, i] & multi, as_tuple=True)[0]
@@ -49,7 +49,7 @@ class AuxiliaryLossesMixin:
                     m,
                     z[rows],
                     batch_index,
-                    inference_outputs["library"][m],
+                    inference_outputs[MODULE_KEYS.LIBRARY_KEY][m],
                     cat_covs,
                     v,
                     cells=target,
@@ -64,7 +64,9 @@ class AuxiliaryLossesMixin:
         Only cells with several modalities contribute (0 for the others); see
         :meth:`cross_modal_decodings`.
         """
-        total = inference_outputs["embeddings"].new_zeros(inference_outputs["presence"].shape[0])
+        total = inference_outputs[MODULE_KEYS.EMBEDDINGS_KEY].new_zeros(
+            inference_outputs[MODULE_KEYS.PRESENCE_KEY].shape[0]
+        )
         for m, target, px in self.cross_modal_decodings(
             tensors, inference_outputs, generative_outputs
         ):
@@ -92,7 +94,7 @@ class AuxiliaryLossesMixin:
         (``discriminator_loss``); ``graph_loss_weight * n_features`` times the guidance graph's
         NLL and ``graph_kl_weight`` times the KL of ``q(V)`` (``graph_nll``, ``graph_kl``).
         """
-        qz = inference_outputs["qz"]
+        qz = inference_outputs[MODULE_KEYS.QZ_KEY]
         total = qz.loc.new_zeros(())
         metrics = {}
         if labels is not None:
@@ -117,8 +119,10 @@ class AuxiliaryLossesMixin:
             total = total + discriminator_loss
             metrics["discriminator_loss"] = discriminator_loss
         if self.graph_encoder is not None:
-            graph_nll = self.graph_encoder.reconstruction_loss(generative_outputs["v"])
-            graph_kl = self.graph_encoder.kl_divergence(generative_outputs["qv"])
+            graph_nll = self.graph_encoder.reconstruction_loss(
+                generative_outputs[MODULE_KEYS.V_KEY]
+            )
+            graph_kl = self.graph_encoder.kl_divergence(generative_outputs[MODULE_KEYS.QV_KEY])
             n_features = self.graph_encoder.n_features
             total = total + self.graph_loss_weight * n_features * graph_nll
             total = total + self.graph_kl_weight * graph_kl

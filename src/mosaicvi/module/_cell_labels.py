@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 
+from mosaicvi._constants import MODULE_KEYS
+
 
 class CellLabelsMixin:
     """Semi-supervised labels of :class:`~mosaicvi.module.MosaicVAE` (codes ``>= n_labels``: none)."""
@@ -38,6 +40,6 @@ class CellLabelsMixin:
         """
         labelled = torch.nonzero(labels >= 0, as_tuple=True)[0]
         if labelled.numel() == 0:
-            return inference_outputs["qz"].loc.new_zeros(())
-        logits = self.class_logits(inference_outputs["qz"].loc[labelled])
+            return inference_outputs[MODULE_KEYS.QZ_KEY].loc.new_zeros(())
+        logits = self.class_logits(inference_outputs[MODULE_KEYS.QZ_KEY].loc[labelled])
         return F.cross_entropy(logits, labels[labelled])

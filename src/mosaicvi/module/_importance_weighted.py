@@ -38,7 +38,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import auto_move_data
 from torch.distributions import Normal
 
-from mosaicvi._constants import modality_registry_key
+from mosaicvi._constants import MODULE_KEYS, modality_registry_key
 from mosaicvi.nn._mixture_prior import _MIN_SCALE, MixturePrior
 from mosaicvi.nn._normal_prior import StandardNormalPrior
 from mosaicvi.nn._posterior import FusedPosterior
@@ -220,13 +220,19 @@ class ImportanceWeightedMixin:
         embeddings are the minibatch's draw in ``generative_outputs`` (with a guidance graph).
         """
         self.check_importance_sampling(n_samples, gradient)
-        posterior = inference_outputs["posterior"]
-        presence = inference_outputs["presence"]
+        posterior = inference_outputs[MODULE_KEYS.POSTERIOR_KEY]
+        presence = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
         n_cells = presence.shape[0]
         z, cells, log_pi = stratified_draws(posterior, n_samples)
         scored = _detached(posterior) if gradient == "dreg" else posterior
         log_w = self.log_importance_weights(
-            tensors, presence, scored, z, cells, generative_outputs.get("v"), kl_weight
+            tensors,
+            presence,
+            scored,
+            z,
+            cells,
+            generative_outputs.get(MODULE_KEYS.V_KEY),
+            kl_weight,
         )
         log_terms = log_w + log_pi
         bound = segment_logsumexp(log_terms, cells, n_cells) - math.log(n_samples)
@@ -261,8 +267,8 @@ class ImportanceWeightedMixin:
         if isinstance(n_mc_samples, bool) or not isinstance(n_mc_samples, int) or n_mc_samples < 1:
             raise ValueError(f"`n_mc_samples` must be an integer >= 1, got {n_mc_samples!r}.")
         inference_outputs = self.inference(**self._get_inference_input(tensors))
-        posterior = inference_outputs["posterior"]
-        presence = inference_outputs["presence"]
+        posterior = inference_outputs[MODULE_KEYS.POSTERIOR_KEY]
+        presence = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
         v = None if self.graph_encoder is None else self.graph_encoder().loc
         n_cells = presence.shape[0]
         n_rows = int((posterior.component_weights > 0).sum())

@@ -9,7 +9,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from mosaicvi._constants import PRESENCE_KEY, modality_registry_key
+from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.module._cell_labels import CellLabelsMixin
 from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin, checked_fraction
@@ -280,22 +280,24 @@ class MosaicVAE(
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {
-            "x": {m: tensors[modality_registry_key(m)] for m in self.modality_names},
-            "presence": tensors[PRESENCE_KEY],
+            MODULE_KEYS.X_KEY: {m: tensors[modality_registry_key(m)] for m in self.modality_names},
+            MODULE_KEYS.PRESENCE_KEY: tensors[PRESENCE_KEY],
         }
 
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict
     ) -> dict:
-        cells = inference_outputs["cell_index"]
+        cells = inference_outputs[MODULE_KEYS.CELL_INDEX_KEY]
         cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
         return {
-            "z": inference_outputs["z_strata"],
-            "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY][cells],
-            "library": {m: lib[cells] for m, lib in inference_outputs["library"].items()},
-            "presence": inference_outputs["presence"][cells],
-            "cat_covs": None if cat_covs is None else cat_covs[cells],
-            "feature_columns": self.sampled_feature_columns(tensors),
+            MODULE_KEYS.Z_KEY: inference_outputs[MODULE_KEYS.Z_STRATA_KEY],
+            MODULE_KEYS.BATCH_INDEX_KEY: tensors[REGISTRY_KEYS.BATCH_KEY][cells],
+            MODULE_KEYS.LIBRARY_KEY: {
+                m: lib[cells] for m, lib in inference_outputs[MODULE_KEYS.LIBRARY_KEY].items()
+            },
+            MODULE_KEYS.PRESENCE_KEY: inference_outputs[MODULE_KEYS.PRESENCE_KEY][cells],
+            MODULE_KEYS.CAT_COVS_KEY: None if cat_covs is None else cat_covs[cells],
+            MODULE_KEYS.FEATURE_COLUMNS_KEY: self.sampled_feature_columns(tensors),
         }
 
     def library_size(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -363,18 +365,18 @@ class MosaicVAE(
             z = posterior.sample(n_samples)
         library = {m: self.library_size(m, x[m]) for m in self.modality_names}
         return {
-            "z": z,
-            "qz": qz,
-            "qzm": qz.loc,
-            "qzv": qz.scale.square(),
-            "posterior": posterior,
-            "attention": posterior.modality_weights,
-            "embeddings": embeddings,
-            "z_strata": z_strata,
-            "cell_index": cell_index,
-            "sample_weight": sample_weight,
-            "library": library,
-            "presence": present,
+            MODULE_KEYS.Z_KEY: z,
+            MODULE_KEYS.QZ_KEY: qz,
+            MODULE_KEYS.QZM_KEY: qz.loc,
+            MODULE_KEYS.QZV_KEY: qz.scale.square(),
+            MODULE_KEYS.POSTERIOR_KEY: posterior,
+            MODULE_KEYS.ATTENTION_KEY: posterior.modality_weights,
+            MODULE_KEYS.EMBEDDINGS_KEY: embeddings,
+            MODULE_KEYS.Z_STRATA_KEY: z_strata,
+            MODULE_KEYS.CELL_INDEX_KEY: cell_index,
+            MODULE_KEYS.SAMPLE_WEIGHT_KEY: sample_weight,
+            MODULE_KEYS.LIBRARY_KEY: library,
+            MODULE_KEYS.PRESENCE_KEY: present,
         }
 
     @auto_move_data
@@ -403,7 +405,7 @@ class MosaicVAE(
         if self.graph_encoder is not None:
             qv = self.graph_encoder()
             v = qv.rsample() if self.training else qv.loc
-            outputs.update(qv=qv, v=v)
+            outputs.update({MODULE_KEYS.QV_KEY: qv, MODULE_KEYS.V_KEY: v})
         px, rows = {}, {}
         for i, m in enumerate(self.modality_names):
             rows[m] = torch.nonzero(presence[:, i], as_tuple=True)[0]
@@ -417,7 +419,7 @@ class MosaicVAE(
                 cells=rows[m],
                 columns=None if feature_columns is None else feature_columns.get(m),
             )
-        return {"px": px, "rows": rows, **outputs}
+        return {MODULE_KEYS.PX_KEY: px, MODULE_KEYS.ROWS_KEY: rows, **outputs}
 
     def decode_normalized(
         self,
@@ -465,23 +467,25 @@ class MosaicVAE(
         warm-up), classification, cross-modal and graph terms are added by
         :meth:`auxiliary_losses`, each logged under its own name.
         """
-        qz = inference_outputs["qz"]
+        qz = inference_outputs[MODULE_KEYS.QZ_KEY]
         n_cells = qz.loc.shape[0]
-        cell_index = inference_outputs["cell_index"]
-        sample_weight = inference_outputs["sample_weight"]
+        cell_index = inference_outputs[MODULE_KEYS.CELL_INDEX_KEY]
+        sample_weight = inference_outputs[MODULE_KEYS.SAMPLE_WEIGHT_KEY]
         reconstruction = {}
         for m in self.modality_names:
-            rows = generative_outputs["rows"][m]
+            rows = generative_outputs[MODULE_KEYS.ROWS_KEY][m]
             cells = cell_index[rows]
             x = gather_rows(tensors[modality_registry_key(m)], cells)
-            nll = self.decoders[m].negative_log_likelihood(x, generative_outputs["px"][m])
+            nll = self.decoders[m].negative_log_likelihood(
+                x, generative_outputs[MODULE_KEYS.PX_KEY][m]
+            )
             reconstruction[m] = qz.loc.new_zeros(n_cells).index_add(
                 0, cells, nll * sample_weight[rows]
             )
         labels = self.cell_labels(tensors)
         kl_local = self.prior.kl_terms(
-            inference_outputs["posterior"],
-            inference_outputs["z_strata"],
+            inference_outputs[MODULE_KEYS.POSTERIOR_KEY],
+            inference_outputs[MODULE_KEYS.Z_STRATA_KEY],
             cell_index,
             sample_weight,
             labels,
@@ -490,8 +494,8 @@ class MosaicVAE(
             kl_local.update(
                 self.modality_priors.kl_terms(
                     self.fusion,
-                    inference_outputs["embeddings"],
-                    inference_outputs["presence"],
+                    inference_outputs[MODULE_KEYS.EMBEDDINGS_KEY],
+                    inference_outputs[MODULE_KEYS.PRESENCE_KEY],
                     labels,
                 )
             )

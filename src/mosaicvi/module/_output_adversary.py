@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mosaicvi._constants import modality_registry_key
+from mosaicvi._constants import MODULE_KEYS, modality_registry_key
 from mosaicvi.nn._output_discriminator import (
     discriminator_loss,
     generator_loss,
@@ -43,11 +43,11 @@ class OutputAdversaryMixin:
             cross_modal = list(
                 self.cross_modal_decodings(tensors, inference_outputs, generative_outputs)
             )
-        present = inference_outputs["presence"]
+        present = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
         zero = present.new_zeros((), dtype=torch.float32)
         d_total, g_total = zero, zero
         for i, m in enumerate(self.modality_names):
-            decoded = [generative_outputs["px"][m]]
+            decoded = [generative_outputs[MODULE_KEYS.PX_KEY][m]]
             decoded += [px for name, _, px in cross_modal if name == m]
             cells = torch.nonzero(present[:, i], as_tuple=True)[0]
             if cells.numel() == 0:
