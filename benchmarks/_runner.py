@@ -152,8 +152,8 @@ def write_results(
         shown = shown[[c for c in columns if c in shown]].rename(columns=columns)
     if transpose:
         shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).T
-    else:
-        shown = shown.reset_index().set_index(key[0])
+    else:  # key columns as columns, whole numbers shown as such
+        shown = shown.reset_index().astype(dict.fromkeys(key[1:], str)).set_index(key[0])
     markdown = "\n\n".join(
         part
         for part in (
