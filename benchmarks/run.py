@@ -30,6 +30,8 @@ def parser_for(task: str | None) -> tuple[argparse.ArgumentParser, object]:
     if task is None:
         return parser, None
     module = importlib.import_module(f"tasks.{TASKS[task]}")
+    parser.epilog = module.__doc__  # what the task measures, under its options
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     common = parser.add_argument_group("common options")
     common.add_argument(
         "--seeds",
