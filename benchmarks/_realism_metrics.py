@@ -26,30 +26,27 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from mosaicvi._constants import PRESENCE_KEY
-
 
 def reconstruction_scores(model) -> dict[str, float]:
     """Validation reconstruction NLL per modality (mean over the cells that measured it)."""
-    indices = np.asarray(model.validation_indices)
-    loader = model._make_data_loader(model.adata, indices=indices, batch_size=256)
-    module = model.module
-    module.eval()
-    totals = dict.fromkeys(module.modality_names, 0.0)
-    counts = dict.fromkeys(module.modality_names, 0)
-    with torch.no_grad():
-        for tensors in loader:
-            _, _, output = module(tensors)
-            presence = tensors[PRESENCE_KEY] > 0.5
-            for i, m in enumerate(module.modality_names):
-                totals[m] += float(output.reconstruction_loss[m].sum())
-                counts[m] += int(presence[:, i].sum())
-    return {f"recon NLL {m}": totals[m] / max(counts[m], 1) for m in totals}
+    indices = np.sort(np.asarray(model.validation_indices))
+    errors = model.get_reconstruction_error(indices=indices, return_mean=False)
+    cells = model.adata.obs_names[indices]
+    scores = {}
+    for m in model.modalities:
+        measured = cells.isin(model.adata.mod[m].obs_names)
+        values = np.asarray(errors[m].cpu() if hasattr(errors[m], "cpu") else errors[m])
+        scores[f"recon NLL {m}"] = float(values[measured].mean())
+    return scores
+
+
+def _is_binary(model, modality: str) -> bool:
+    """Whether ``modality`` has a Bernoulli likelihood (its draws are open / closed)."""
+    return model.module.likelihoods[modality] == "bernoulli"
 
 
 def _log_normalized(x: sp.csr_matrix) -> sp.csr_matrix:
@@ -70,7 +67,7 @@ def _imputed_draws(model, modality: str, indices: np.ndarray, true_counts, rng) 
         ),
         dtype=np.float64,
     )
-    if model.module.likelihoods[modality] == "bernoulli":
+    if _is_binary(model, modality):
         return sp.csr_matrix((rng.random(probabilities.shape) < probabilities).astype(np.float32))
     library = np.asarray(sp.csr_matrix(true_counts).sum(1)).ravel()
     mean = probabilities * library[:, None]
@@ -112,13 +109,13 @@ def realism_scores(model, truth: dict, cells: dict, seed: int = 0) -> dict[str, 
 
     ``truth``: ``{"atac": true ATAC of the RNA-only cells, "rna": true RNA of the ATAC-only
     cells}``; ``cells``: ``{"rna_only": positions, "atac_only": positions}`` (as
-    ``snareseq_family_options.py``).
+    ``tasks/family.py``).
     """
     rng = np.random.default_rng(seed)
     scores = reconstruction_scores(model)
     for modality, hidden_in in (("rna", "atac_only"), ("atac", "rna_only")):
         real = sp.csr_matrix(truth[modality])
-        if model.module.likelihoods[modality] == "bernoulli":
+        if _is_binary(model, modality):
             real = (real > 0).astype(np.float32)
         imputed = _imputed_draws(model, modality, cells[hidden_in], real, rng)
         label = modality.upper()

@@ -14,7 +14,7 @@
   profiles the split hides), scored on the cells of samples 7-12: how well a linear classifier
   that sees labelled cells of that modality does across these samples.
 
-The first two return the same dictionary as the model runners of ``snareseq_diagonal.py``.
+The first two return the same dictionary as the model runners of ``tasks/diagonal.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import balanced_accuracy_score
-
-from mosaicvi.model._input_statistics import binary_tfidf, inverse_document_frequency
 
 
 def _log_normalize(counts: sp.spmatrix) -> np.ndarray:
@@ -73,10 +71,19 @@ def joint_pca_gene_activity(
     )
 
 
+def _binary_tfidf(counts: sp.spmatrix) -> sp.csr_matrix:
+    """``log1p(1e4 / open peaks of the cell * IDF of the peak)`` on the open peaks (MosaicVI's)."""
+    counts = sp.csr_matrix(counts)
+    per_cell = np.diff(counts.indptr)
+    idf = counts.shape[0] / (1.0 + np.bincount(counts.indices, minlength=counts.shape[1]))
+    values = 1e4 / np.repeat(np.maximum(per_cell, 1), per_cell) * idf[counts.indices]
+    return sp.csr_matrix((np.log1p(values), counts.indices, counts.indptr), shape=counts.shape)
+
+
 def _atac_lsi(paired: mudata.MuData, n_comps: int = 100) -> np.ndarray:
     """Standardised LSI (components 2 to ``n_comps + 1``) of every cell's ATAC."""
     peaks = sp.csr_matrix(paired["atac"].X)
-    tfidf = binary_tfidf(peaks, inverse_document_frequency(peaks))
+    tfidf = _binary_tfidf(peaks)
     lsi = TruncatedSVD(n_comps + 1, random_state=0).fit_transform(tfidf)[:, 1:]
     return _zscore(lsi, lsi)
 

@@ -1,4 +1,4 @@
-"""One speed measurement in its own process (started by ``run.py --task speed``).
+"""One speed measurement in its own process (started by ``run.py --task speed``, ``tasks/speed.py``).
 
 Builds the synthetic mosaic (or reads it, ``--data``), trains one model for a warm-up epoch plus ``--epochs`` timed epochs
 (no validation, no early stopping) and writes one JSON record: cells/s over the timed epochs, the
@@ -70,7 +70,7 @@ def build_model(name: str, mdata, layout_name: str, **model_kwargs):
         mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
         return mosaicvi.MosaicVI(mdata, **model_kwargs), mdata
     import scvi
-    from _mosaic_data import zero_padded
+    from _data import zero_padded
 
     padded = zero_padded(mdata)
     scvi.model.MULTIVI.setup_mudata(
@@ -141,8 +141,10 @@ def main() -> None:
         model.train(max_epochs=1, max_steps=args.warmup_steps, **common)
         warmup_epochs = 0
         # scvi-tools leaves the module in evaluation mode after training, and Lightning >= 2.5
-        # does not switch it back: without this, the timed run would train without dropout.
-        model.module.train()
+        # does not switch it back: without this, MULTIVI's timed run would train without
+        # dropout (MosaicVI.train switches to training mode itself).
+        if args.model == "multivi":
+            model.module.train()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model.train(

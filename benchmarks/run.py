@@ -1,267 +1,92 @@
-"""Benchmark runner: one entry point for the size-scaling benchmarks.
+"""Run one benchmark task: ``python benchmarks/run.py --task <task> [options]``.
 
-``--task speed`` times training throughput of MosaicVI and scvi-tools MULTIVI on the same
-synthetic RNA+ATAC mosaic (:func:`mosaicvi.data.synthetic_mosaic`) and batch size, for each size
-in ``--cells``; each (size, model) runs in its own subprocess (``_speed_child.py``), so peak host
-memory is per model. Cells/s = cells / mean wall time of the epochs after one warm-up epoch
-(training only: ``train_size=1.0``, no validation, no early stopping). ``mosaicvi-3mod`` adds
-MosaicVI on the three-modality mosaic (RNA, ATAC, simulated ADT).
+Tasks (``benchmarks/README.md`` says what each measures and where its table is):
+speed, mosaic, diagonal, imputation, fusion, family, cross-panel. ``--task <task> --help``
+lists that task's own options next to the common ones.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/run.py --task speed --cells 10000,100000
-    python benchmarks/run.py --task speed --cells 1000000 --models mosaicvi --epochs 0
-    python benchmarks/run.py --task speed --cells 1000000 --models mosaicvi --epochs 0 \
-        --max-steps 100 --data-dir /tmp/mosaicvi-speed-data   # memory: data read from disk
-
-Writes ``results/speed_<device>.md``, ``.csv`` (rows of earlier runs on the same device are kept
-unless re-measured, or dropped with ``--fresh``) and ``speed_<device>.png`` (epoch time vs cells,
-log-log).
+    python benchmarks/run.py --task mosaic --epochs 30 --seeds 0,1,2
+    python benchmarks/run.py --task diagonal --epochs 1 --max-cells 600 --skip-scib --out /tmp/b
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import re
-import subprocess
+import importlib
 import sys
-import tempfile
 from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).parent))
 
-HERE = Path(__file__).parent
-#: Runner model name -> (child model, modalities, label in the table, model keyword arguments).
-MODELS = {
-    "mosaicvi": ("mosaicvi", "rna,atac", "MosaicVI", {}),
-    "multivi": ("multivi", "rna,atac", "MULTIVI", {}),
-    "mosaicvi-3mod": ("mosaicvi", "rna,atac,adt", "MosaicVI", {}),
-    "mosaicvi-exact": (
-        "mosaicvi",
-        "rna,atac",
-        "MosaicVI, closed_feature_fraction=1",
-        {"closed_feature_fraction": 1.0},
-    ),
-}
-KEY = ["method", "modalities", "cells"]
-COLUMNS = {
-    "cells_per_s": "training cells/s",
-    "epoch_s": "s/epoch",
-    "timed_epochs": "timed epochs",
-    "warmup_steps": "warm-up steps (0: one epoch)",
-    "partial_steps": "steps (partial epoch)",
-    "sparse_input_mb": "sparse input (MB)",
-    "peak_rss_mb": "peak RSS (MB)",
-    "rss_to_input": "peak RSS / input",
-    "rss_above_imports_to_input": "(peak RSS - imports) / input",
-    "rss_after_imports_mb": "RSS after imports (MB)",
-    "rss_after_build_mb": "peak RSS after data (MB)",
-    "peak_gpu_mb": "peak GPU (MB)",
-    "data_source": "data",
-    "build_s": "data build or read (s)",
-    "setup_s": "setup (s)",
-    "load_avg_start": "load avg before",
-    "load_avg_end": "load avg after",
-}
+from _runner import RESULTS, extra_runs, parse_seeds, quiet
+from tasks import TASKS
 
 
-def run_child(model: str, cells: int, args: argparse.Namespace) -> dict | None:
-    """Run one measurement in a subprocess; ``None`` (and a message) if it failed or timed out."""
-    child, modalities, label, model_kwargs = MODELS[model]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "record.json"
-        command = [
-            sys.executable,
-            str(HERE / "_speed_child.py"),
-            f"--model={child}",
-            f"--cells={cells}",
-            f"--modalities={modalities}",
-            f"--epochs={args.epochs}",
-            f"--batch-size={args.batch_size}",
-            f"--accelerator={args.accelerator}",
-            f"--seed={args.seed}",
-            f"--max-steps={args.max_steps}",
-            f"--warmup-steps={args.warmup_steps}",
-            f"--json={out}",
-            f"--model-kwargs={json.dumps(model_kwargs)}",
-        ]
-        if args.data_dir is not None:
-            command.append(f"--data={cached_mosaic(cells, modalities, args)}")
-        load = os.getloadavg()[0]
-        print(f"[{label} {modalities} {cells} cells] {' '.join(command[1:])}", flush=True)
-        try:
-            subprocess.run(command, check=True, timeout=args.timeout, cwd=HERE)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-            print(f"  failed: {error}", flush=True)
-            return None
-        record = json.loads(out.read_text())
-    record.update(method=label, load_avg_start=load, batch_size=args.batch_size)
-    record["rss_to_input"] = record["peak_rss_mb"] / record["sparse_input_mb"]
-    above = record["peak_rss_mb"] - record["rss_after_imports_mb"]
-    record["rss_above_imports_to_input"] = above / record["sparse_input_mb"]
-    print(f"  {record['cells_per_s']:.0f} cells/s, peak RSS {record['peak_rss_mb']:.0f} MB")
-    return record
-
-
-def cached_mosaic(cells: int, modalities: str, args: argparse.Namespace) -> Path:
-    """The synthetic mosaic of this size in ``args.data_dir`` (built and written once)."""
-    path = args.data_dir / f"synthetic_{modalities.replace(',', '-')}_{cells}_seed{args.seed}.h5mu"
-    if not path.exists():
-        print(f"  building {path.name}", flush=True)
-        script = (
-            "import sys, mosaicvi; mosaicvi.data.synthetic_mosaic("
-            f"{cells}, modalities={modalities.split(',')!r}, seed={args.seed}"
-            ").write(sys.argv[1])"
-        )
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial.h5mu")
-        subprocess.run([sys.executable, "-c", script, str(partial)], check=True)
-        partial.rename(path)
-    return path
-
-
-def device_slug(device: str) -> str:
-    """File-name form of a device name (``cpu``, ``nvidia-h200``, ...)."""
-    return re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-")
-
-
-def write_results(records: list[dict], args: argparse.Namespace) -> None:
-    """Merge with earlier rows of the same device; write the table, CSV and plot."""
-    table = pd.DataFrame(records)
-    slug = device_slug(table["device"].iloc[0])
-    csv = args.out / f"speed_{slug}.csv"
-    if csv.exists() and not args.fresh:
-        earlier = pd.read_csv(csv)
-        table = pd.concat([earlier, table]).drop_duplicates(KEY, keep="last")
-    table = table.sort_values(["modalities", "cells", "method"]).reset_index(drop=True)
-    table.to_csv(csv, index=False)
-    columns = [c for c in COLUMNS if c in table]
-    shown = table.set_index(KEY)[columns].rename(columns=COLUMNS)
-    ratio = "\n".join(line for line in (_ratio_lines(table), _memory_growth_lines(table)) if line)
-    header = (
-        f"Training throughput on `{table['device'].iloc[0]}` "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-        f"torch threads {sorted(set(table['torch_threads']))}), batch size "
-        f"{sorted(set(table['batch_size']))}, synthetic SNARE-seq mosaic "
-        "(`mosaicvi.data.synthetic_mosaic`), one warm-up epoch then the timed epochs. "
-        "Load averages above the torch thread count mean other processes shared the CPU."
+def parser_for(task: str | None) -> tuple[argparse.ArgumentParser, object]:
+    """The parser of the common flags plus ``task``'s own, and the task's module."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", choices=list(TASKS), required=True)
+    if task is None:
+        return parser, None
+    module = importlib.import_module(f"tasks.{TASKS[task]}")
+    parser.epilog = module.__doc__  # what the task measures, under its options
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    common = parser.add_argument_group("common options")
+    common.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=getattr(module, "SEEDS", "0"),
+        help="comma-separated seeds; every model is trained once per seed (default: %(default)s)",
     )
-    markdown = header + "\n\n" + shown.to_markdown(floatfmt=".2f") + "\n\n" + ratio + "\n"
-    (args.out / f"speed_{slug}.md").write_text(markdown)
-    print(markdown)
-    plot(table, args.out / f"speed_{slug}.png")
-
-
-def _ratio_lines(table: pd.DataFrame) -> str:
-    """MosaicVI / MULTIVI throughput at every size both ran (RNA+ATAC)."""
-    pair = table[table["modalities"] == "rna,atac"].pivot_table(
-        index="cells", columns="method", values="cells_per_s"
+    common.add_argument(
+        "--epochs", type=int, default=getattr(module, "EPOCHS", 30), help="(default: %(default)s)"
     )
-    if not {"MosaicVI", "MULTIVI"} <= set(pair.columns):
-        return ""
-    ratio = (pair["MosaicVI"] / pair["MULTIVI"]).dropna()
-    return "\n".join(
-        f"- {cells:,} cells: MosaicVI / MULTIVI cells/s = {value:.2f}x"
-        for cells, value in ratio.items()
+    common.add_argument(
+        "--batch-size",
+        type=int,
+        default=getattr(module, "BATCH_SIZE", 128),
+        help="(default: %(default)s)",
     )
-
-
-def _memory_growth_lines(table: pd.DataFrame) -> str:
-    """Peak RSS growth per MB of sparse input between the smallest and largest size of a model.
-
-    The fixed part of the peak (imported libraries, the training runtime) cancels out; what is
-    left is the memory that grows with the data. Only rows whose data was read from disk
-    (``--data-dir``) are compared, so that the generator's transient is not counted.
-    """
-    if "data_source" not in table:
-        return ""
-    read = table[table["data_source"] == "read from .h5mu"]
-    lines = []
-    for (method, modalities), rows in read.groupby(["method", "modalities"]):
-        rows = rows.sort_values("cells")
-        if len(rows) < 2:
-            continue
-        small, large = rows.iloc[0], rows.iloc[-1]
-        growth = (large["peak_rss_mb"] - small["peak_rss_mb"]) / (
-            large["sparse_input_mb"] - small["sparse_input_mb"]
-        )
-        lines.append(
-            f"- {method} ({modalities}), {small['cells']:,} -> {large['cells']:,} cells: peak RSS "
-            f"grows by {growth:.2f} MB per MB of sparse input (fixed part at {small['cells']:,} "
-            f"cells: {small['peak_rss_mb']:,.0f} MB)"
-        )
-    return "\n".join(lines)
-
-
-def plot(table: pd.DataFrame, path: Path) -> None:
-    """Seconds per epoch vs cells, log-log, one line per method and modality set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = table[table["epoch_s"] > 0]  # memory-only rows time no full epoch
-    if table.empty:
-        return
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for (method, modalities), rows in table.groupby(["method", "modalities"]):
-        rows = rows.sort_values("cells")
-        label = f"{method} ({modalities.replace(',', '+').upper()})"
-        ax.plot(rows["cells"], rows["epoch_s"], marker="o", label=label)
-    ax.set(xscale="log", yscale="log", xlabel="cells", ylabel="seconds per training epoch")
-    ax.set_title(f"Training time per epoch, {table['device'].iloc[0]}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.add_argument("--tag", default="", help="suffix of the result file names")
+    common.add_argument(
+        "--out", type=Path, default=RESULTS, help="result folder (default: benchmarks/results)"
+    )
+    common.add_argument(
+        "--fresh", action="store_true", help="drop the rows of earlier runs from the table"
+    )
+    common.add_argument("--n-jobs", type=int, default=1, help="scib-metrics worker processes")
+    common.add_argument(
+        "--max-cells",
+        type=int,
+        default=None,
+        help="SNARE-seq tasks: train on this many cells drawn at random (smoke runs)",
+    )
+    common.add_argument(
+        "--extra-runs",
+        type=extra_runs,
+        default={},
+        help='mosaic, diagonal, imputation: more MosaicVI rows, JSON {"name": {"model": {...}, '
+        '"train": {...}}} (MosaicVI and train keyword arguments)',
+    )
+    module.add_arguments(parser.add_argument_group(f"--task {task} options"))
+    return parser, module
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=["speed"], required=True)
-    parser.add_argument("--cells", default="10000,100000", help="comma-separated sizes")
-    parser.add_argument("--models", default="mosaicvi,multivi", help=f"of {list(MODELS)}")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--max-steps", type=int, default=-1, help="stop each child after this many steps"
-    )
-    parser.add_argument(
-        "--warmup-steps",
-        type=int,
-        default=0,
-        help="warm up this many steps instead of one epoch (then every epoch is timed)",
-    )
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per child")
-    parser.add_argument("--fresh", action="store_true", help="drop earlier rows of this device")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="build each synthetic mosaic once into this folder and have the children read it "
-        "(peak RSS then excludes the generator's transient memory); default: built in each child",
-    )
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    task = None
+    if "--task" in sys.argv[1:-1]:
+        task = sys.argv[sys.argv.index("--task") + 1]
+    task = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--task=")), task)
+    parser, module = parser_for(task if task in TASKS else None)
     args = parser.parse_args()
+    if module is None:  # --task was missing or unknown: argparse has said so
+        parser.error(f"choose a task: {', '.join(TASKS)}")
+    if isinstance(args.seeds, str):
+        args.seeds = parse_seeds(args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
-    models = args.models.split(",")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
-    records = []
-    for cells in map(int, args.cells.split(",")):
-        for model in models:
-            record = run_child(model, cells, args)
-            if record is not None:
-                records.append(record)
-    if records:
-        write_results(records, args)
+    quiet()
+    module.run(args)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@ The metrics of MMVAE (Shi et al., 2019) for multimodal VAEs, on cell labels:
   alone, scored on held-out cells of the same or another modality view;
 - :func:`cross_modal_coherence`: a classifier trained on real profiles of one modality labels
   the profiles imputed from another modality.
+
+and two scores of how well two embeddings of the same cells line up:
+
+- :func:`foscttm`: the fraction of cells closer than a cell's true match across two modalities;
+- :func:`knn_label_transfer`: a k-nearest-neighbour vote from labelled to query cells.
 """
 
+from mosaicvi.metrics._alignment import foscttm, knn_label_transfer
 from mosaicvi.metrics._coherence import cross_modal_coherence
 from mosaicvi.metrics._latent_accuracy import latent_accuracy
 
-__all__ = ["cross_modal_coherence", "latent_accuracy"]
+__all__ = ["cross_modal_coherence", "foscttm", "knn_label_transfer", "latent_accuracy"]

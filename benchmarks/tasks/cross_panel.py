@@ -21,18 +21,11 @@ one modality's codes, scored on held-out cells of the other), and mixing: the fr
 cell's 15 nearest neighbours (in the joint latent) from the other modality, divided by that
 modality's share of all cells (1 = perfectly mixed, 0 = separate).
 
-Usage::
-
-    OMP_NUM_THREADS=1 python benchmarks/cross_panel_links.py --seeds 0 1 2
-
-Writes ``benchmarks/results/cross_panel_links.md`` / ``.csv``.
+Writes ``cross_panel_links<tag>.csv`` (one row per run) and ``.md`` (mean and SD over seeds).
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -42,11 +35,15 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 import scvi
+from _runner import merge, settings_header, train, write_results
 from sklearn.neighbors import NearestNeighbors
 
 import mosaicvi
 
-DATA = Path(__file__).parents[1] / "tests" / "data"
+DATA = Path(__file__).parents[2] / "tests" / "data"
+EPOCHS = 100
+BATCH_SIZE = 64
+SEEDS = "0,1,2"
 PANELS = {
     "adt_panel_a": "scvi_test_pbmc_10k_protein_v3_200cells.h5ad",
     "adt_panel_b": "scvi_test_pbmc_5k_protein_v3_200cells.h5ad",
@@ -141,26 +138,20 @@ def mixing(z: np.ndarray, modality: np.ndarray, k: int = 15) -> float:
     return float(np.mean(other / expected))
 
 
-def run(name, mdata, link_kwargs, kinds, links: bool, adversary: bool, seed: int, args) -> dict:
+def run_one(name, mdata, link_kwargs, kinds, links: bool, adversary: bool, seed, args) -> dict:
+    """Train one model (with or without the links and the batch adversary) and score it."""
     a, b = kinds
     mdata = mdata.copy()
     found = mosaicvi.data.shared_feature_links(mdata, a, b, **link_kwargs)
     graph = mosaicvi.data.guidance_graph(
         mdata, kinds, links=found.links if links else None, key=None
     )
-    scvi.settings.seed = seed
     mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch", modalities=kinds)
+    scvi.settings.seed = seed
     model = mosaicvi.MosaicVI(
         mdata, guidance_graph=graph, n_latent=args.n_latent, batch_discriminator=adversary
     )
-    start = time.perf_counter()
-    model.train(
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        early_stopping=False,
-        enable_progress_bar=False,
-    )
-    seconds = time.perf_counter() - start
+    timing = train(model, args)
     transfer = mosaicvi.metrics.latent_accuracy(
         model, "label", [a, b], metric="balanced_accuracy", seed=seed
     )
@@ -175,57 +166,43 @@ def run(name, mdata, link_kwargs, kinds, links: bool, adversary: bool, seed: int
         "bACC transfer a->b": transfer.loc[a, b],
         "bACC transfer b->a": transfer.loc[b, a],
         "mixing": mixing(z, mdata.obs["batch"].to_numpy()),
-        "train time (s)": seconds,
+        "train time (s)": timing["train time (s)"],
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+def add_arguments(parser) -> None:
     parser.add_argument(
         "--adversary-seeds",
-        nargs="*",
-        type=int,
-        default=[0],
-        help="seeds of the extra runs with links and the batch discriminator on",
+        default="0",
+        help="comma-separated seeds of the extra runs with links and the batch discriminator on",
     )
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-latent", type=int, default=8)
     parser.add_argument("--experiments", nargs="+", default=["panels", "species"])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--name", default="cross_panel_links")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    args.out.mkdir(parents=True, exist_ok=True)
+
+
+def run(args) -> None:
     builders = {"panels": protein_panels, "species": two_species}
+    adversary_seeds = [int(s) for s in args.adversary_seeds.split(",") if s]
     rows = []
+    key = ["experiment", "batch adversary", "links", "seed"]
     for experiment in args.experiments:
         mdata, link_kwargs, kinds = builders[experiment]()
-        conditions = [(links, False, seed) for seed in args.seeds for links in (True, False)]
-        conditions += [(True, True, seed) for seed in args.adversary_seeds]
-        for links, adversary, seed in conditions:
-            rows.append(run(experiment, mdata, link_kwargs, kinds, links, adversary, seed, args))
-            print(rows[-1], flush=True)
-            table = pd.DataFrame(rows)
-            table.to_csv(args.out / f"{args.name}.csv", index=False)
-    table = pd.DataFrame(rows)
-    summary = (
-        table.drop(columns="seed")
-        .groupby(["experiment", "batch adversary", "links"], sort=False)
-        .agg(["mean", "std"])
-        .round(3)
-    )
+        for seed in args.seeds:
+            conditions = [(True, False), (False, False)]
+            conditions += [(True, True)] if seed in adversary_seeds else []
+            for links, adversary in conditions:
+                rows.append(
+                    run_one(experiment, mdata, link_kwargs, kinds, links, adversary, seed, args)
+                )
+                print(rows[-1], flush=True)
+    csv = args.out / f"cross_panel_links{args.tag}.csv"
+    table = merge(pd.DataFrame(rows), csv, key, args.fresh)
+    summary = table.drop(columns="seed").groupby(key[:3], sort=False).agg(["mean", "std"]).round(3)
     summary.columns = [f"{c} ({s})" for c, s in summary.columns]
-    header = (
-        f"Cross-panel / cross-species links, {args.epochs} epochs, batch size "
-        f"{args.batch_size}, n_latent {args.n_latent}, seeds {args.seeds} (mean and std); "
-        "CPU shared with other work"
+    header = settings_header(
+        args,
+        f"Cross-panel / cross-species links, n_latent {args.n_latent}; mean and SD over the "
+        "seeds of every run in the CSV",
     )
-    markdown = header + "\n\n" + summary.reset_index().to_markdown(index=False) + "\n"
-    print(markdown)
-    (args.out / f"{args.name}.md").write_text(markdown)
-
-
-if __name__ == "__main__":
-    main()
+    notes = summary.reset_index().to_markdown(index=False)
+    write_results(rows, args, "cross_panel_links", key, header, notes=notes)
