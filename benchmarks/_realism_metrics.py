@@ -45,8 +45,8 @@ def reconstruction_scores(model) -> dict[str, float]:
 
 
 def _is_binary(model, modality: str) -> bool:
-    """Whether ``modality`` has a Bernoulli likelihood (its draws are open / closed)."""
-    return model.module.likelihoods[modality] == "bernoulli"
+    """Whether ``modality``'s likelihood is binary (Bernoulli: its draws are open / closed)."""
+    return model.module.likelihoods[modality].binary
 
 
 def _log_normalized(x: sp.csr_matrix) -> sp.csr_matrix:
