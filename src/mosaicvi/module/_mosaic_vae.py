@@ -7,26 +7,24 @@ from typing import TYPE_CHECKING
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
-from torch import nn
 
 from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.module._cell_labels import CellLabelsMixin
 from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin, checked_fraction
+from mosaicvi.module._elbo import mosaic_loss
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
+from mosaicvi.module._networks import (
+    feature_slices,
+    make_decoders,
+    make_encoders,
+    make_graph_encoder,
+    make_output_discriminators,
+)
 from mosaicvi.module._output_adversary import OutputAdversaryMixin
 from mosaicvi.module._prior_heads import make_prior_heads
-from mosaicvi.nn import (
-    BatchDiscriminator,
-    GraphEncoder,
-    ModalityDecoder,
-    ModalityEncoder,
-    OutputDiscriminator,
-    make_fusion,
-    make_input_transform,
-)
+from mosaicvi.nn import BatchDiscriminator, make_fusion
 from mosaicvi.nn._likelihoods import get_likelihood
-from mosaicvi.nn._sparse import gather_rows
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -72,43 +70,29 @@ class MosaicVAE(
     n_batch
         Number of batches.
     likelihoods
-        Modality name -> a registered likelihood name (``"nb"``, ``"zinb"``, ``"poisson"``,
-        ``"bernoulli"``; see :mod:`mosaicvi.nn._likelihoods`).
+        Modality name -> a registered likelihood name (:data:`~mosaicvi.nn._likelihoods.LIKELIHOODS`).
     input_transforms
-        Modality name -> ``"log_normalize"``, ``"tfidf"``, ``"lsi"`` or ``"clr"``.
+        Modality name -> an input transform name (:data:`~mosaicvi.nn._input_transforms.INPUT_TRANSFORMS`).
     library_reference
         Modality name -> typical library size (decoding at a fixed library; Bernoulli offsets).
     transform_params
-        Modality name -> fitted parameters of its input transform (``idf`` for ``"tfidf"``;
-        ``idf`` and ``loadings`` for ``"lsi"``; see :func:`~mosaicvi.nn.make_input_transform`).
+        Modality name -> fitted parameters of its input transform (:func:`~mosaicvi.nn.make_input_transform`).
     decoder_bias
         Modality name -> starting per-feature decoder bias (the average profile's logits).
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
-    n_latent
-        Dimension of z.
-    n_hidden
-        Width of the encoders' hidden layers and of the modality embeddings.
-    n_hidden_decoder
-        Width of the decoders' hidden layers. The last decoder layer maps to every feature, so this
-        width sets most of the cost per cell for modalities with many features (ATAC).
-    n_layers_encoder
-        Hidden layers per encoder.
-    n_layers_decoder
-        Hidden layers per decoder.
-    dropout_rate
-        Dropout in encoders, decoders and discriminator.
+    n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
+        Sizes and dropout of the networks, as :class:`~mosaicvi.MosaicVI` documents them.
     n_attention
         Width of the attention scorer.
     batch_discriminator
         Whether to train the batch discriminator (ignored with a single batch).
     modality_dropout
-        During training, the probability of hiding each measured modality of a multi-modality cell
-        from the encoders (at least one stays). Hidden modalities are still reconstructed, so each
-        modality learns to predict the others, which is what cells measured with one modality rely
-        on. ``0`` disables it.
+        While training, the probability of hiding each measured modality of a multi-modality cell
+        from the encoders (at least one stays); hidden modalities are still reconstructed.
     closed_feature_fraction
-        Fraction of the Bernoulli features closed in a whole minibatch that training decodes.
+        Fraction of the features closed in a whole minibatch that training decodes (likelihoods
+        with ``column_subsets``, i.e. Bernoulli).
     guidance_graph
         Signed feature x feature graph over all features, in model order (modality by modality,
         each in its feature order), or ``None`` for plain MLP decoders.
@@ -116,42 +100,30 @@ class MosaicVAE(
         Weight ``w`` of ``z V_m^T`` in the hybrid decoders (used with a graph only).
     graph_loss_weight
         Weight of the graph NLL (a mean over sampled edges) per feature of the model: the loss
-        adds ``graph_loss_weight * n_features * NLL``, which keeps its balance with the
-        reconstruction (a sum over features) whatever the panel sizes.
+        adds ``graph_loss_weight * n_features * NLL``, balanced with the reconstruction (a sum
+        over features) whatever the panel sizes.
     graph_kl_weight
         Weight of the KL of ``q(V)`` (averaged over features).
-    n_graph_positive_edges
-        Positive edges drawn from the whole graph at every step.
-    n_graph_negatives
-        Negative pairs per positive edge.
-    fusion
-        ``"attention"``, ``"poe"``, ``"moe"`` or ``"mopoe"`` (see :func:`~mosaicvi.nn.make_fusion`).
-    prior
-        ``"normal"`` (``N(0, I)``), ``"mixture"`` (:class:`~mosaicvi.nn.MixturePrior`) or
-        ``"modality"`` (``N(0, I)`` for the fused posterior plus, for each modality, the KL of its
-        unimodal posterior to a learnt mixture prior of its own: :class:`~mosaicvi.nn.ModalityPriors`).
+    n_graph_positive_edges, n_graph_negatives
+        Positive edges drawn from the whole graph at every step; negative pairs per positive edge.
+    fusion, prior
+        Registered names (:data:`~mosaicvi.nn.FUSIONS`, :data:`~mosaicvi.module._prior_heads.PRIORS`).
     n_clusters
         Components of the mixture prior, or of each modality's prior (at least ``n_labels``).
     n_labels
-        Number of label classes for semi-supervised training (0: no labels). Label codes
-        ``0 .. n_labels - 1`` are classes; any other code (scvi-tools puts the unlabelled
-        category last) marks an unlabelled cell.
+        Number of label classes for semi-supervised training (0: no labels). Codes
+        ``0 .. n_labels - 1`` are classes; any other code marks an unlabelled cell.
     classification_weight
-        Weight of the cross-entropy of the labelled cells (mean over the labelled cells of a
-        minibatch).
+        Weight of the labelled cells' cross-entropy (mean over the labelled cells of a minibatch).
     cross_modal_weight
-        Weight of the cross-modal term: for cells with several modalities, each modality ``i``
-        alone is fused into ``q(z | x_i)`` and a sample decodes every other modality ``j`` the cell
-        has; its NLL (mean over cells) is added to the loss. ``0`` disables it.
+        Weight of the cross-modal term (each modality of a multi-modality cell alone decodes the
+        others, see :meth:`cross_modal_loss`); ``0`` disables it.
     output_discriminator
-        Train, per modality, an :class:`~mosaicvi.nn.OutputDiscriminator` between observed
-        profiles and draws from the decoded ones (reconstructions and cross-modal decodings),
-        and add the decoders' non-saturating generator term (see
-        :meth:`output_adversarial_losses`). Needs a training plan that steps the
-        discriminators with their own optimiser (:class:`~mosaicvi.train.MosaicTrainingPlan`).
+        Train a :class:`~mosaicvi.nn.OutputDiscriminator` per modality and add the decoders'
+        generator term (:meth:`output_adversarial_losses`); needs
+        :class:`~mosaicvi.train.MosaicTrainingPlan`, which steps the discriminators.
     output_adversarial_weight
-        Weight, per feature of a modality, of the generator term (0.001; 0.01 wrecked the
-        SNARE-seq mosaic's integration and imputation, see ``benchmarks/README.md``).
+        Weight, per feature of a modality, of the generator term.
     """
 
     def __init__(
@@ -201,40 +173,25 @@ class MosaicVAE(
         self.n_batch = n_batch
         self.n_latent = n_latent
         self.likelihoods = {m: get_likelihood(likelihoods[m]) for m in self.modality_names}
-        transform_params = transform_params or {}
-        self.feature_slices = {}
-        start = 0
-        for m in self.modality_names:
-            self.feature_slices[m] = (start, start + n_features[m])
-            start += n_features[m]
-        self.graph_encoder = None
-        if guidance_graph is not None:
-            if guidance_graph.shape != (start, start):
-                raise ValueError(
-                    f"The guidance graph has shape {guidance_graph.shape}; the modalities have "
-                    f"{start} features in all."
-                )
-            self.graph_encoder = GraphEncoder(
-                guidance_graph,
-                n_latent,
-                n_positive_edges=n_graph_positive_edges,
-                n_negatives=n_graph_negatives,
-            )
+        n_features = {m: n_features[m] for m in self.modality_names}
+        self.feature_slices = feature_slices(self.modality_names, n_features)
+        self.graph_encoder = make_graph_encoder(
+            guidance_graph,
+            sum(n_features.values()),
+            n_latent,
+            n_graph_positive_edges,
+            n_graph_negatives,
+        )
         self.graph_loss_weight = graph_loss_weight
         self.graph_kl_weight = graph_kl_weight
-        self.encoders = nn.ModuleDict(
-            {
-                m: ModalityEncoder(
-                    n_features[m],
-                    make_input_transform(input_transforms[m], transform_params.get(m)),
-                    n_hidden=n_hidden,
-                    n_layers=n_layers_encoder,
-                    dropout_rate=dropout_rate,
-                )
-                for m in self.modality_names
-            }
+        self.encoders = make_encoders(
+            n_features,
+            input_transforms,
+            transform_params or {},
+            n_hidden,
+            n_layers_encoder,
+            dropout_rate,
         )
-        self.fusion_name = fusion
         self.fusion = make_fusion(fusion, self.modality_names, n_hidden, n_latent, n_attention)
         self.n_labels = n_labels
         self.classification_weight = classification_weight
@@ -243,23 +200,18 @@ class MosaicVAE(
         self.prior, self.classifier, self.modality_priors = make_prior_heads(
             prior, self.modality_names, n_latent, n_labels, n_clusters
         )
-        self.decoders = nn.ModuleDict(
-            {
-                m: ModalityDecoder(
-                    n_latent,
-                    n_features[m],
-                    n_batch,
-                    likelihood=self.likelihoods[m],
-                    library_reference=library_reference[m],
-                    n_cats_per_cov=n_cats_per_cov,
-                    n_hidden=n_hidden_decoder,
-                    n_layers=n_layers_decoder,
-                    dropout_rate=dropout_rate,
-                    graph_weight=graph_weight if self.graph_encoder is not None else 0.0,
-                    initial_bias=(decoder_bias or {}).get(m),
-                )
-                for m in self.modality_names
-            }
+        self.decoders = make_decoders(
+            n_latent,
+            n_features,
+            n_batch,
+            self.likelihoods,
+            library_reference,
+            decoder_bias or {},
+            n_cats_per_cov,
+            n_hidden_decoder,
+            n_layers_decoder,
+            dropout_rate,
+            graph_weight if self.graph_encoder is not None else 0.0,
         )
         self.discriminator = (
             BatchDiscriminator(n_latent, n_batch, dropout_rate=dropout_rate)
@@ -268,14 +220,7 @@ class MosaicVAE(
         )
         self.output_adversarial_weight = output_adversarial_weight
         self.output_discriminators = (
-            nn.ModuleDict(
-                {
-                    m: OutputDiscriminator(n_features[m], dropout_rate=dropout_rate)
-                    for m in self.modality_names
-                }
-            )
-            if output_discriminator
-            else None
+            make_output_discriminators(n_features, dropout_rate) if output_discriminator else None
         )
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
@@ -453,80 +398,15 @@ class MosaicVAE(
         n_importance_samples: int = 1,
         importance_gradient: str = "dreg",
     ) -> LossOutput:
-        """ELBO with reconstruction masked by presence, plus the optional terms.
-
-        Reconstruction is summed over features and modalities and KL over latent dimensions, per
-        cell; both are averaged over the same cells. Reconstruction and KL of mixture posteriors
-        are stratified estimates (see the class). With ``prior="modality"`` the unimodal
-        posteriors' KL is the ``kl_modality`` term of the KL. With ``n_importance_samples``
-        ``K > 1``, the importance-weighted bound with ``K`` draws per posterior component and
-        ``importance_gradient`` (``"dreg"`` or ``"iwae"``) replaces the ELBO in the loss (see
-        :mod:`mosaicvi.module._importance_weighted`); KL terms other than ``kl_z`` (the modality
-        priors') are added as they are, and the logged ELBO is unchanged. The batch adversary
-        (``adversarial_strength``), output adversaries (``output_adversarial_scale``, the plan's
-        warm-up), classification, cross-modal and graph terms are added by
-        :meth:`auxiliary_losses`, each logged under its own name.
-        """
-        qz = inference_outputs[MODULE_KEYS.QZ_KEY]
-        n_cells = qz.loc.shape[0]
-        cell_index = inference_outputs[MODULE_KEYS.CELL_INDEX_KEY]
-        sample_weight = inference_outputs[MODULE_KEYS.SAMPLE_WEIGHT_KEY]
-        reconstruction = {}
-        for m in self.modality_names:
-            rows = generative_outputs[MODULE_KEYS.ROWS_KEY][m]
-            cells = cell_index[rows]
-            x = gather_rows(tensors[modality_registry_key(m)], cells)
-            nll = self.decoders[m].negative_log_likelihood(
-                x, generative_outputs[MODULE_KEYS.PX_KEY][m]
-            )
-            reconstruction[m] = qz.loc.new_zeros(n_cells).index_add(
-                0, cells, nll * sample_weight[rows]
-            )
-        labels = self.cell_labels(tensors)
-        kl_local = self.prior.kl_terms(
-            inference_outputs[MODULE_KEYS.POSTERIOR_KEY],
-            inference_outputs[MODULE_KEYS.Z_STRATA_KEY],
-            cell_index,
-            sample_weight,
-            labels,
-        )
-        if self.modality_priors is not None:
-            kl_local.update(
-                self.modality_priors.kl_terms(
-                    self.fusion,
-                    inference_outputs[MODULE_KEYS.EMBEDDINGS_KEY],
-                    inference_outputs[MODULE_KEYS.PRESENCE_KEY],
-                    labels,
-                )
-            )
-        kl_total = torch.stack(list(kl_local.values())).sum(0)
-        elbo_loss = torch.stack(list(reconstruction.values())).sum(0) + kl_weight * kl_total
-        if n_importance_samples > 1:  # the bound replaces the ELBO (which is still logged)
-            elbo_loss = self.importance_weighted_loss(
-                tensors,
-                inference_outputs,
-                generative_outputs,
-                n_importance_samples,
-                kl_weight,
-                importance_gradient,
-            ) + kl_weight * sum(t for k, t in kl_local.items() if k != "kl_z")
-        loss = elbo_loss.mean()
-        extra_metrics = {}
-        if len(kl_local) > 1:  # kl_z, kl_u and kl_c of the mixture prior, or kl_modality
-            extra_metrics.update({name: term.mean().detach() for name, term in kl_local.items()})
-        auxiliary, auxiliary_metrics = self.auxiliary_losses(
+        """ELBO with reconstruction masked by presence, plus the optional terms (:func:`~mosaicvi.module._elbo.mosaic_loss`)."""
+        return mosaic_loss(
+            self,
             tensors,
             inference_outputs,
             generative_outputs,
-            labels,
+            kl_weight,
             adversarial_strength,
             output_adversarial_scale,
-        )
-        loss = loss + auxiliary
-        extra_metrics.update(auxiliary_metrics)
-        return LossOutput(
-            loss=loss,
-            reconstruction_loss=reconstruction,
-            kl_local=kl_local,
-            extra_metrics=extra_metrics,
+            n_importance_samples,
+            importance_gradient,
         )
