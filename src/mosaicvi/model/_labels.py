@@ -20,6 +20,16 @@ def label_classes(manager: AnnDataManager) -> list[str]:
     return [str(c) for c in state.categorical_mapping[:-1]]
 
 
+def check_labelled(classes: list[str]) -> list[str]:
+    """``classes``, if there are any; a ValueError saying how to train with labels otherwise."""
+    if not classes:
+        raise ValueError(
+            "`predict` needs a model trained with labels: set the data up with `labels_key` "
+            "and `unlabeled_category` (the value of unlabelled cells), then train a new model."
+        )
+    return classes
+
+
 def predictions(
     probabilities: np.ndarray, classes: list[str], obs_names: pd.Index, soft: bool
 ) -> pd.Series | pd.DataFrame:
@@ -37,11 +47,6 @@ def predictions(
     soft
         Return the probabilities.
     """
-    if not classes:
-        raise ValueError(
-            "`predict` needs a model trained with labels: set the data up with `labels_key` "
-            "and `unlabeled_category` (the value of unlabelled cells), then train a new model."
-        )
     probabilities = probabilities[:, : len(classes)]
     probabilities = probabilities / probabilities.sum(1, keepdims=True)
     if soft:

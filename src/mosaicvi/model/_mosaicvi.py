@@ -28,39 +28,21 @@ from mosaicvi._constants import (
 from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_names
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model import _checks as checks
+from mosaicvi.model import _inference as inference
+from mosaicvi.model import _labels as labelling
+from mosaicvi.model import _options as options
+from mosaicvi.model import _safe_training as safe
 from mosaicvi.model._differential import differential_features
 from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
-from mosaicvi.model._inference import (
-    attention_weights,
-    class_probabilities,
-    latent_representation,
-    masked_presence,
-)
 from mosaicvi.model._input_statistics import initial_decoder_bias, input_transform_params
 from mosaicvi.model._input_statistics import library_reference as library_reference_of
-from mosaicvi.model._labels import check_mixture_prior, cluster_frame, label_classes, predictions
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
-from mosaicvi.model._options import (
-    module_options,
-    per_modality_choice,
-    plan_options,
-    upgrade_options,
-    warn_deprecated_plan_kwargs,
-)
 from mosaicvi.model._outputs import feature_embeddings, write_feature_embeddings
 from mosaicvi.model._query_checks import check_same_features
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
-from mosaicvi.model._safe_training import (
-    check_data_unchanged,
-    check_new_data_categories,
-    check_training_batches,
-    guard_callbacks,
-    guarded_fit,
-    record_fingerprint,
-)
 from mosaicvi.model._training import mosaic_train_kwargs
 from mosaicvi.module import MosaicVAE
 from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
@@ -242,14 +224,14 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         **module_kwargs,
     ):
         super().__init__(adata)
-        graph_kwargs, output_discriminator_kwargs, module_kwargs = upgrade_options(
+        graph_kwargs, output_discriminator_kwargs, module_kwargs = options.upgrade_options(
             graph_kwargs, output_discriminator_kwargs, module_kwargs
         )
         kinds = self.modalities
-        chosen = per_modality_choice(
+        chosen = options.per_modality_choice(
             "likelihoods", kinds, DEFAULT_LIKELIHOOD, likelihoods, LIKELIHOODS
         )
-        transforms = per_modality_choice(
+        transforms = options.per_modality_choice(
             "input_transforms", kinds, DEFAULT_INPUT_TRANSFORM, input_transforms, INPUT_TRANSFORMS
         )
         presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
@@ -272,7 +254,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if graph_kwargs.get("weight", "auto") == "auto":
             # Stored resolved, so that a reloaded model keeps it whatever data it is given.
             graph_kwargs["weight"] = default_graph_weight(presence)
-        self._plan_kwargs = plan_options(output_discriminator_kwargs)
+        self._plan_kwargs = options.plan_options(output_discriminator_kwargs)
         cat_state = self.adata_manager.get_state_registry("extra_categorical_covs")
         n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
         self.module = self._module_cls(
@@ -301,7 +283,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             n_labels=len(self.label_classes),
             classification_weight=classification_weight,
             cross_modal_weight=cross_modal_weight,
-            **module_options(graph_kwargs, output_discriminator_kwargs),
+            **options.module_options(graph_kwargs, output_discriminator_kwargs),
             **module_kwargs,
         )
         graph_summary = (
@@ -319,8 +301,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         )
         self.init_params_ = self._get_init_params(locals())
 
-    # -- data ------------------------------------------------------------------------------
-
     @property
     def modalities(self) -> dict[str, str]:
         """Modelled modalities: name -> kind, in model order."""
@@ -337,7 +317,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     @property
     def label_classes(self) -> list[str]:
         """The label classes the model is trained on (empty without ``unlabeled_category``)."""
-        return label_classes(self.adata_manager)
+        return labelling.label_classes(self.adata_manager)
 
     @classmethod
     def setup_mudata(
@@ -448,23 +428,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     @classmethod
     def register_manager(cls, adata_manager: AnnDataManager) -> None:
         """Register the manager, recording a fingerprint of its data in the registry."""
-        record_fingerprint(adata_manager)
+        safe.record_fingerprint(adata_manager)
         super().register_manager(adata_manager)
 
     def get_anndata_manager(self, adata, required: bool = False):
         """scvi-tools' lookup, after checking new data's categories against the training ones."""
         if adata is not None and self.adata_manager is not None and adata is not self.adata:
-            check_new_data_categories(adata, self.adata_manager.registry)
+            safe.check_new_data_categories(adata, self.adata_manager.registry)
         return super().get_anndata_manager(adata, required=required)
 
     def _validate_anndata(self, adata=None, copy_if_view: bool = True):
-        """Set up new data like the training data (same modalities, batch codes) when needed.
-
-        scvi-tools' generic field transfer cannot build the aligned modality matrices and presence
-        mask, so new data is set up with this model's own setup method and saved registry. Its
-        features must be the training features, in the same order, and no data may have been
-        edited since its setup.
-        """
+        """Set up new data like the training data (scvi-tools' field transfer cannot), check it."""
         if adata is not None and self.adata_manager is not None:
             manager = self.get_anndata_manager(adata)
             if manager is None:
@@ -478,7 +452,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 self.feature_names,
             )
         adata = super()._validate_anndata(adata, copy_if_view)
-        check_data_unchanged(self.get_anndata_manager(adata if adata is not None else self.adata))
+        safe.check_data_unchanged(
+            self.get_anndata_manager(adata if adata is not None else self.adata)
+        )
         return adata
 
     def _make_data_loader(self, *args, **kwargs):
@@ -491,21 +467,21 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         indices: Sequence[int] | None,
         batch_size: int | None,
         modalities: Sequence[str] | None = None,
+        validated: bool = False,
         **data_loader_kwargs,
     ):
         """Validated data, and a loader over its ``indices`` encoding from ``modalities`` only."""
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
+        if not validated:
+            self._check_if_trained(warn=False)
+            adata = self._validate_anndata(adata)
         loader = self._make_data_loader(
             adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
         )
         if modalities is not None:
             manager = self.get_anndata_manager(adata, required=True)
             keep = checks.encoding_mask(manager, indices, modalities, self.modalities)
-            loader = masked_presence(loader, keep)
+            loader = inference.masked_presence(loader, keep)
         return adata, loader
-
-    # -- training ----------------------------------------------------------------------------
 
     def train(
         self,
@@ -594,9 +570,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         self.module.check_importance_sampling(
             n_importance_samples, (plan_kwargs or {}).get("importance_gradient", "dreg")
         )
-        warn_deprecated_plan_kwargs(plan_kwargs)
-        check_data_unchanged(self.get_anndata_manager(self.adata))
-        check_training_batches(self.adata_manager)
+        options.warn_deprecated_plan_kwargs(plan_kwargs)
+        safe.check_data_unchanged(self.get_anndata_manager(self.adata))
+        safe.check_training_batches(self.adata_manager)
         kwargs = mosaic_train_kwargs(
             self.adata.n_obs,
             max_epochs,
@@ -610,31 +586,21 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             n_epochs_adversarial_warmup,
             n_importance_samples,
             {**self._plan_kwargs, **(plan_kwargs or {})},
-            trainer_kwargs,
+            dict(trainer_kwargs, accelerator=accelerator, devices=devices),
+            validation_size=validation_size,
+            datasplitter_kwargs=datasplitter_kwargs,
         )
         keeper = BestWeightsKeeper()
-        kwargs["callbacks"] = guard_callbacks(
+        kwargs["callbacks"] = safe.guard_callbacks(
             kwargs.pop("callbacks", None), checkpoint_dir, check_loss_every_n_steps, keeper
         )
-        kwargs = distributed_train_kwargs(
-            {
-                "accelerator": accelerator,
-                "devices": devices,
-                "train_size": train_size,
-                "validation_size": validation_size,
-                "load_sparse_tensor": True,
-                "datasplitter_kwargs": datasplitter_kwargs,
-                **kwargs,
-            }
-        )
-        return guarded_fit(
+        kwargs = distributed_train_kwargs(kwargs)
+        return safe.guarded_fit(
             self,
             lambda: UnsupervisedTrainingMixin.train(self, **kwargs),
             keeper,
             kwargs["plan_kwargs"].get("lr"),
         )
-
-    # -- per-cell outputs --------------------------------------------------------------------
 
     @torch.inference_mode()
     def get_latent_representation(
@@ -670,6 +636,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             nothing else: with paired data, comparing the RNA-only and ATAC-only codes of the same
             cells measures how well the modalities are aligned. Every selected cell must have
             measured at least one of them. ``None``: every modality the cell has.
+        dataloader
+            Minibatches to encode instead of ``adata``'s (scvi-tools' aggregated posterior
+            passes one); ``adata``, ``indices``, ``batch_size`` and ``modalities`` are then unused.
         **data_loader_kwargs
             Passed to the data loader.
 
@@ -688,7 +657,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             )
         else:
             self._check_if_trained(warn=False)
-        return latent_representation(self.module, dataloader, give_mean, return_dist)
+        return inference.latent_representation(self.module, dataloader, give_mean, return_dist)
 
     @torch.inference_mode()
     def get_attention_weights(
@@ -714,7 +683,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         adata, loader = self._loader(adata, indices, batch_size)
         return pd.DataFrame(
-            attention_weights(self.module, loader),
+            inference.attention_weights(self.module, loader),
             index=checks.selected_obs_names(adata.obs_names, indices),
             columns=list(self.modalities),
         )
@@ -758,13 +727,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         >>> model.train()  # doctest: +SKIP
         >>> mdata.obs["predicted"] = model.predict()  # doctest: +SKIP
         """
-        classes = self.label_classes
-        if not classes:
-            return predictions(np.empty((0, 0)), classes, pd.Index([]), soft)  # raises
+        classes = labelling.check_labelled(self.label_classes)
         adata, loader = self._loader(adata, indices, batch_size)
-        probabilities = class_probabilities(self.module, loader)
+        probabilities = inference.class_probabilities(self.module, loader)
         obs_names = checks.selected_obs_names(adata.obs_names, indices)
-        return predictions(probabilities, classes, obs_names, soft)
+        return labelling.predictions(probabilities, classes, obs_names, soft)
 
     def get_cluster_probabilities(
         self,
@@ -794,11 +761,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         >>> model.train()  # doctest: +SKIP
         >>> mdata.obs["cluster"] = model.get_cluster_probabilities().idxmax(1)  # doctest: +SKIP
         """
-        check_mixture_prior(self.module.prior_name)
+        labelling.check_mixture_prior(self.module.prior_name)
         adata, loader = self._loader(adata, indices, batch_size)
-        probabilities = class_probabilities(self.module, loader)
+        probabilities = inference.class_probabilities(self.module, loader)
         obs_names = checks.selected_obs_names(adata.obs_names, indices)
-        return cluster_frame(probabilities, self.label_classes, obs_names)
+        return labelling.cluster_frame(probabilities, self.label_classes, obs_names)
 
     def get_marginal_ll(
         self,
@@ -859,8 +826,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
         log_px = marginal_ll(self.module, loader, n_mc_samples, n_mc_samples_per_pass)
         return float(log_px.mean()) if return_mean else log_px
-
-    # -- decoded values ----------------------------------------------------------------------
 
     def measuring_batches(self, modality: str) -> list[str]:
         """Batches in which some training cell measured ``modality``, in category order.
@@ -971,7 +936,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         library = checks.decoding_library(self.module, modality, library_size)
         columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
         indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
-        _, loader = self._loader(adata, indices, batch_size, modalities)
+        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
         values = normalized_expression(
             self.module,
             loader,
@@ -1106,30 +1071,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         >>> peaks = model.differential_features("cell_type", "atac", group1="Ast", key_added=None)
         ... # doctest: +SKIP
         """
-        return differential_features(
-            self,
-            groupby,
-            modality,
-            group1,
-            group2,
-            mode,
-            delta,
-            fdr_target,
-            batch_correction,
-            n_samples,
-            adata,
-            pseudocounts,
-            change,
-            library_size,
-            threshold_counts,
-            batch_size,
-            key_added,
-            all_stats,
-            silent,
-            **kwargs,
-        )
-
-    # -- feature embeddings ------------------------------------------------------------------
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return differential_features(self, **arguments, **kwargs)
 
     def get_feature_embeddings(
         self, key_added: str | None = None, return_std: bool = False
@@ -1163,8 +1107,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if key_added is not None:
             write_feature_embeddings(self.adata, key_added, means, stds if return_std else None)
         return stds if return_std else means
-
-    # -- files -------------------------------------------------------------------------------
 
     def save(
         self,

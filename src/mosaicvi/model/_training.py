@@ -35,13 +35,15 @@ def mosaic_train_kwargs(
     n_importance_samples: int,
     plan_kwargs: dict | None,
     trainer_kwargs: dict[str, Any],
+    **kwargs,
 ) -> dict[str, Any]:
     """Keywords of scvi-tools' ``train`` for :meth:`mosaicvi.MosaicVI.train`'s arguments.
 
     Fills in the default epochs (:func:`default_max_epochs`) and warm-ups (KL: a quarter of the
     epochs, at most 50; adversarial: as the KL), puts the plan's arguments into ``plan_kwargs``
     (whose own entries win), and sets up early stopping on the validation ELBO, off when
-    ``max_steps`` ends the fit before the first validation.
+    ``max_steps`` ends the fit before the first validation. Sparse minibatches stay sparse;
+    ``kwargs`` (``validation_size``, ``datasplitter_kwargs``) are passed on.
     """
     if max_epochs is None:
         max_epochs = default_max_epochs(n_obs)
@@ -69,8 +71,11 @@ def mosaic_train_kwargs(
         trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
     return {
         "max_epochs": max_epochs,
+        "train_size": train_size,
+        "load_sparse_tensor": True,
         "batch_size": batch_size,
         "early_stopping": early_stopping,
         "plan_kwargs": plan_kwargs,
+        **kwargs,
         **trainer_kwargs,
     }
