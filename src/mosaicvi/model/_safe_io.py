@@ -58,14 +58,7 @@ _GRAPH_PREFIX = "graph_encoder."
 _RESERVED_ATTRIBUTES = ("init_params_", "registry_")
 
 
-def save_model(
-    model,
-    dir_path: str | os.PathLike,
-    prefix: str | None = None,
-    overwrite: bool = False,
-    save_anndata: bool = False,
-    **anndata_write_kwargs,
-) -> None:
+def save_model(model, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs) -> None:
     """Write ``model``'s weights (tensors only) and JSON manifest, optionally its data.
 
     The arguments are those of :meth:`mosaicvi.MosaicVI.save`.
@@ -112,14 +105,7 @@ def _init_params_for_file(init_params: dict) -> dict:
     return params
 
 
-def load_model(
-    cls,
-    dir_path: str | os.PathLike,
-    adata: MuData | AnnData | None = None,
-    accelerator: str = "auto",
-    device: int | str = "auto",
-    prefix: str | None = None,
-):
+def load_model(cls, dir_path, adata, accelerator, device, prefix):
     """A ``cls`` model read from files written by :func:`save_model`, without unpickling.
 
     The arguments are those of :meth:`mosaicvi.MosaicVI.load`. Constructor keywords saved by
