@@ -30,6 +30,8 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from mosaicvi.model._checks import measuring_batch_codes
+
 
 def reconstruction_scores(model) -> dict[str, float]:
     """Validation reconstruction NLL per modality (mean over the cells that measured it)."""
@@ -71,7 +73,7 @@ def _imputed_draws(model, modality: str, indices: np.ndarray, true_counts, rng) 
         return sp.csr_matrix((rng.random(probabilities.shape) < probabilities).astype(np.float32))
     library = np.asarray(sp.csr_matrix(true_counts).sum(1)).ravel()
     mean = probabilities * library[:, None]
-    codes = model._measuring_batch_codes(modality)
+    codes = measuring_batch_codes(model.adata_manager, modality, model.modalities)
     theta = model.module.decoders[modality].log_theta.detach().exp()[codes].mean(0).cpu().numpy()
     rate = rng.gamma(theta[None, :], mean / theta[None, :])
     return sp.csr_matrix(rng.poisson(rate).astype(np.float32))

@@ -63,7 +63,7 @@ def test_normalized_profile_treats_sparse_and_dense_alike():
 
 
 def test_output_discriminator_loss_present_and_every_part_gets_its_gradient(synthetic_mosaic):
-    model = _model(synthetic_mosaic, output_discriminator=True, batch_discriminator=False)
+    model = _model(synthetic_mosaic, output_discriminator_kwargs={}, batch_discriminator=False)
     module = model.module
     assert set(module.output_discriminators) == set(model.modalities)
     output = _minibatch_loss(model, output_adversarial_scale=1.0)
@@ -98,7 +98,7 @@ def _tensors_and_outputs(model):
 
 def test_output_discriminator_sees_cross_modal_decodings(synthetic_mosaic):
     """Paired cells add decoded rows beyond the reconstructions (cross-modal imputations)."""
-    model = _model(synthetic_mosaic, output_discriminator=True)
+    model = _model(synthetic_mosaic, output_discriminator_kwargs={})
     tensors, inference, generative = _tensors_and_outputs(model)
     decodings = list(model.module.cross_modal_decodings(tensors, inference, generative))
     assert decodings, "the synthetic mosaic has paired cells"
@@ -110,16 +110,14 @@ def test_output_discriminator_sees_cross_modal_decodings(synthetic_mosaic):
 
 
 def test_output_discriminator_trains_with_own_optimiser_and_warm_up(synthetic_mosaic, train_quick):
-    model = _model(synthetic_mosaic, output_discriminator=True)
+    model = _model(
+        synthetic_mosaic, output_discriminator_kwargs={"n_epochs_warmup": 2, "lr_factor": 0.25}
+    )
     before = {k: v.clone() for k, v in model.module.output_discriminators.state_dict().items()}
     train_quick(
         model,
         max_epochs=3,
         batch_size=64,
-        plan_kwargs={
-            "n_epochs_output_adversarial_warmup": 2,
-            "output_discriminator_lr_factor": 0.25,
-        },
     )
     for key in ("output_discriminator_loss_train", "output_generator_loss_train", "elbo_train"):
         values = model.history[key].to_numpy(dtype=float)
@@ -144,7 +142,7 @@ def test_output_discriminator_trains_with_own_optimiser_and_warm_up(synthetic_mo
 
 
 def test_generator_warm_up_ramps_from_zero(synthetic_mosaic):
-    model = _model(synthetic_mosaic, output_discriminator=True)
+    model = _model(synthetic_mosaic, output_discriminator_kwargs={})
     plan = mosaicvi.train.MosaicTrainingPlan(
         model.module, n_epochs_kl_warmup=4, n_epochs_output_adversarial_warmup=None
     )
@@ -194,7 +192,7 @@ def test_modality_prior_uses_each_modalitys_own_posterior():
 
 
 @pytest.mark.parametrize(
-    "options", [{"output_discriminator": True}, {"prior": "modality", "n_clusters": 3}]
+    "options", [{"output_discriminator_kwargs": {}}, {"prior": "modality", "n_clusters": 3}]
 )
 def test_options_train_and_survive_save_load(options, synthetic_mosaic, train_quick, tmp_path):
     model = train_quick(_model(synthetic_mosaic, **options), max_epochs=2, batch_size=64)
@@ -203,7 +201,7 @@ def test_options_train_and_survive_save_load(options, synthetic_mosaic, train_qu
     loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic, accelerator="cpu")
     for key, value in options.items():
         assert loaded.init_params_["non_kwargs"][key] == value
-    if "output_discriminator" in options:
+    if "output_discriminator_kwargs" in options:
         assert loaded.module.output_discriminators is not None
     else:
         assert loaded.module.modality_priors is not None
@@ -229,7 +227,7 @@ def test_output_discriminator_scores_dense_and_sparse_rows():
 
 
 def test_discriminator_optimiser_state_goes_into_checkpoints(synthetic_mosaic):
-    model = _model(synthetic_mosaic, output_discriminator=True)
+    model = _model(synthetic_mosaic, output_discriminator_kwargs={})
     plan = mosaicvi.train.MosaicTrainingPlan(model.module, lr=1e-3)
     plan.configure_optimizers()
     discriminators = model.module.output_discriminators

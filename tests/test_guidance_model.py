@@ -144,7 +144,7 @@ def test_graph_weight_reaches_decoders(synthetic_mosaic):
     mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
     model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph)
     assert {d.graph_weight for d in model.module.decoders.values()} == {0.9}
-    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph, graph_weight=0.5)
+    model = mosaicvi.MosaicVI(synthetic_mosaic, guidance_graph=graph, graph_kwargs={"weight": 0.5})
     assert {d.graph_weight for d in model.module.decoders.values()} == {0.5}
 
 
@@ -154,7 +154,7 @@ def test_graph_loss_pulls_linked_embeddings_together(synthetic_mosaic, train_qui
     # The synthetic genes and peaks share no biology, so the data do not help the graph: a strong
     # graph weight shows the loss itself moves the embeddings.
     model = mosaicvi.MosaicVI(
-        synthetic_mosaic, guidance_graph=graph, n_latent=6, graph_loss_weight=0.5
+        synthetic_mosaic, guidance_graph=graph, n_latent=6, graph_kwargs={"loss_weight": 0.5}
     )
 
     def linked_minus_random() -> float:

@@ -9,6 +9,7 @@ give files saved without them the old behaviour, so this test keeps passing.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -64,3 +65,15 @@ def test_decoded_values_unchanged(loaded, modality):
         modality=modality, indices=FIRST_CELLS, use_z_mean=True, return_numpy=True
     )
     np.testing.assert_allclose(decoded, expected[modality], rtol=1e-5, atol=1e-6)
+
+
+def test_old_init_params_load_without_deprecation_warnings():
+    """The manifest holds ``graph_weight`` and ``output_discriminator`` (old keywords)."""
+    mdata, _ = fixture_mudata()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = mosaicvi.MosaicVI.load(FIXTURE, adata=mdata)
+    assert not [w for w in caught if "MosaicVI(" in str(w.message)]
+    assert model.init_params_["non_kwargs"]["graph_kwargs"] == {"weight": 0.9}
+    assert model.init_params_["non_kwargs"]["output_discriminator_kwargs"] is None
+    assert {d.graph_weight for d in model.module.decoders.values()} == {0.9}

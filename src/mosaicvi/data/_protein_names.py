@@ -59,11 +59,6 @@ def protein_key(name: str) -> str:
     return _SEPARATORS.sub("-", name.lower()).strip("-")
 
 
-def is_isotype_control(name: str) -> bool:
-    """Whether a protein name looks like an isotype control (``Mouse-IgG1``, ``IgG2a``, ...)."""
-    return bool(_ISOTYPE.search(protein_key(name)))
-
-
 @lru_cache(maxsize=1)
 def curated_table() -> dict[str, tuple[str, ...]]:
     """Curated ADT key -> gene symbols (MIDAS table, corrected and extended; see README)."""

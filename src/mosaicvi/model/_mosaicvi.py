@@ -1,4 +1,8 @@
-"""MosaicVI: mosaic single-cell multi-omics integration as an scvi-tools model."""
+"""MosaicVI: mosaic single-cell multi-omics integration as an scvi-tools model.
+
+Every public method of :class:`MosaicVI` is defined here with its documentation; the algorithms
+behind them are functions with explicit arguments in the other files of this package.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scvi
+import torch
+from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
 from mosaicvi._constants import (
@@ -19,25 +25,30 @@ from mosaicvi._constants import (
 )
 from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_names
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
-from mosaicvi.model._differential import DifferentialFeaturesMixin
+from mosaicvi.model import _checks as checks
+from mosaicvi.model import _inference as inference
+from mosaicvi.model import _labels as labelling
+from mosaicvi.model import _options as options
+from mosaicvi.model import _safe_training as safe
+from mosaicvi.model._differential import differential_features
+from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
 from mosaicvi.model._input_statistics import input_transform_params
-from mosaicvi.model._labels import LabelsMixin
-from mosaicvi.model._marginal_likelihood import MarginalLikelihoodMixin
-from mosaicvi.model._normalized_expression import NormalizedExpressionMixin
-from mosaicvi.model._options import per_modality_choice
-from mosaicvi.model._outputs import MosaicOutputsMixin
+from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
+from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
+from mosaicvi.model._outputs import feature_embeddings, write_feature_embeddings
 from mosaicvi.model._query_checks import check_same_features
-from mosaicvi.model._safe_io import SafeSaveLoadMixin
-from mosaicvi.model._safe_training import SafeTrainingMixin
-from mosaicvi.model._training import MosaicTrainingMixin
+from mosaicvi.model._safe_io import load_model, load_registry, save_model
+from mosaicvi.model._training import mosaic_train_kwargs
 from mosaicvi.module import MosaicVAE
 from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
 from mosaicvi.nn._likelihoods import LIKELIHOODS, get_likelihood
 from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
+from mosaicvi.train._guards import BestWeightsKeeper
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
     from typing import Literal
 
@@ -49,19 +60,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class MosaicVI(
-    SafeSaveLoadMixin,
-    MosaicTrainingMixin,
-    SafeTrainingMixin,
-    DifferentialFeaturesMixin,
-    NormalizedExpressionMixin,
-    MarginalLikelihoodMixin,
-    LabelsMixin,
-    MosaicOutputsMixin,
-    VAEMixin,
-    UnsupervisedTrainingMixin,
-    BaseModelClass,
-):
+class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Mosaic multimodal VAE: one latent space for cells measured with any subset of modalities.
 
     Each modality has its own input transform and encoder; a masked gated-attention layer fuses
@@ -122,10 +121,15 @@ class MosaicVI(
         A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
         :func:`~mosaicvi.data.guidance_graph` stored one in the MuData (``"guidance"``). ``None``
         (default): plain MLP decoders, no feature embeddings.
-    graph_weight
-        Weight ``w`` of ``z V^T`` in the hybrid decoders. ``"auto"``: 0.9 when some modalities
-        are measured together in more than 10 cells, 0.99 when no cell pairs them (diagonal
-        integration), as mmAAVI.
+    graph_kwargs
+        Options of the guidance graph (used with ``guidance_graph`` only), any of: ``"weight"``,
+        the weight ``w`` of ``z V^T`` in the hybrid decoders (``"auto"``, default: 0.9 when some
+        modalities are measured together in more than 10 cells, 0.99 when no cell pairs them,
+        as mmAAVI); ``"loss_weight"``, of the graph's NLL per feature (0.02); ``"kl_weight"``, of
+        the KL of the feature embeddings (0.01); ``"n_positive_edges"``, edges sampled per step
+        (4096); ``"n_negatives"``, negative pairs per edge (10). E.g. ``{"weight": 1.0,
+        "loss_weight": 0.005}``. Replaces the deprecated ``graph_weight=``, ``graph_loss_weight=``,
+        ``graph_kl_weight=``, ``n_graph_positive_edges=`` and ``n_graph_negatives=``.
     fusion
         How the modalities a cell has are combined into ``q(z | x)``: ``"attention"`` (masked
         gated attention, default), ``"poe"`` (product of Gaussian experts with a prior expert),
@@ -151,21 +155,23 @@ class MosaicVI(
     cross_modal_weight
         Weight of an extra cross-modal term: for cells with several modalities, each modality
         alone is encoded and decodes the others (0, default: off).
-    output_discriminator
-        Train, per modality, a discriminator between observed profiles and draws from the decoded
-        ones (the same cells' reconstructions and, for cells with several modalities, the
-        modality decoded from another one's posterior), with its own optimiser and slower
-        learning rate; the decoders are pushed to fool it (D-MMVAE's adversarial term), with a
-        warm-up. Off by default; ``output_adversarial_weight`` (module keyword, default 0.001 per
-        feature) sets the decoders' term, ``plan_kwargs`` of :meth:`train` take
-        ``output_discriminator_lr_factor`` (0.5) and ``n_epochs_output_adversarial_warmup``.
+    output_discriminator_kwargs
+        ``None`` (default): off. A dict (``{}`` for the defaults) trains, per modality, a
+        discriminator between observed profiles and draws from the decoded ones (the same cells'
+        reconstructions and, for cells with several modalities, the modality decoded from another
+        one's posterior), with its own optimiser and slower learning rate; the decoders are pushed
+        to fool it (D-MMVAE's adversarial term), with a warm-up. Keys: ``"weight"`` of the
+        decoders' term per feature (0.001), ``"lr_factor"``, the discriminators' learning rate
+        relative to ``lr`` (0.5), ``"n_epochs_warmup"`` of the decoders' term (default: the KL
+        warm-up). Replaces the deprecated ``output_discriminator=True``,
+        ``output_adversarial_weight=`` and ``train(plan_kwargs=...)``'s
+        ``output_discriminator_lr_factor`` and ``n_epochs_output_adversarial_warmup``.
         On the SNARE-seq mosaic (15 epochs, one seed) it made every measure worse, the realism
         of imputed profiles included: scib total 0.595 -> 0.507 at weight 0.001 (0.363 at 0.01),
         imputed ATAC told from real ATAC with AUC 0.98 instead of 0.52
         (``benchmarks/README.md``). Keep it off unless a benchmark on your data says otherwise.
     **module_kwargs
-        Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``graph_loss_weight``,
-        ``n_graph_negatives``).
+        Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``n_attention``).
 
     Examples
     --------
@@ -209,21 +215,24 @@ class MosaicVI(
         modality_dropout: float = 0.2,
         closed_feature_fraction: float = 0.1,
         guidance_graph: GuidanceGraph | str | None = None,
-        graph_weight: float | Literal["auto"] = "auto",
+        graph_kwargs: dict | None = None,
         fusion: Literal["attention", "poe", "moe", "mopoe"] = "attention",
         prior: Literal["normal", "mixture", "modality"] = "normal",
         n_clusters: int | None = None,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
-        output_discriminator: bool = False,
+        output_discriminator_kwargs: dict | None = None,
         **module_kwargs,
     ):
         super().__init__(adata)
+        graph_kwargs, output_discriminator_kwargs, module_kwargs = options.upgrade_options(
+            graph_kwargs, output_discriminator_kwargs, module_kwargs
+        )
         kinds = self.modalities
-        chosen = per_modality_choice(
+        chosen = options.per_modality_choice(
             "likelihoods", kinds, DEFAULT_LIKELIHOOD, likelihoods, tuple(LIKELIHOODS)
         )
-        transforms = per_modality_choice(
+        transforms = options.per_modality_choice(
             "input_transforms",
             kinds,
             DEFAULT_INPUT_TRANSFORM,
@@ -248,8 +257,10 @@ class MosaicVI(
                 rows=measured,
             )
         graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
-        if graph_weight == "auto":
-            graph_weight = default_graph_weight(presence)
+        if graph_kwargs.get("weight", "auto") == "auto":
+            # Stored resolved, so that a reloaded model keeps it whatever data it is given.
+            graph_kwargs["weight"] = default_graph_weight(presence)
+        self._plan_kwargs = options.plan_options(output_discriminator_kwargs)
         cat_state = self.adata_manager.get_state_registry("extra_categorical_covs")
         n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
         self.module = self._module_cls(
@@ -272,18 +283,18 @@ class MosaicVI(
             modality_dropout=modality_dropout,
             closed_feature_fraction=closed_feature_fraction,
             guidance_graph=graph,
-            graph_weight=graph_weight,
             fusion=fusion,
             prior=prior,
             n_clusters=n_clusters,
             n_labels=len(self.label_classes),
             classification_weight=classification_weight,
             cross_modal_weight=cross_modal_weight,
-            output_discriminator=output_discriminator,
+            **options.module_options(graph_kwargs, output_discriminator_kwargs),
             **module_kwargs,
         )
         graph_summary = (
-            f"guidance graph with {graph.nnz - graph.shape[0]} links, decoder weight {graph_weight}"
+            f"guidance graph with {graph.nnz - graph.shape[0]} links, "
+            f"decoder weight {graph_kwargs['weight']}"
             if graph is not None
             else "no guidance graph"
         )
@@ -308,6 +319,11 @@ class MosaicVI(
         if names is None:
             raise ValueError("The data was set up by an older mosaicvi; run setup again.")
         return {m: pd.Index(names[m]) for m in self.modalities}
+
+    @property
+    def label_classes(self) -> list[str]:
+        """The label classes the model is trained on (empty without ``unlabeled_category``)."""
+        return labelling.label_classes(self.adata_manager)
 
     @classmethod
     def setup_mudata(
@@ -415,13 +431,20 @@ class MosaicVI(
         layout = build_anndata_layout(adata, layer, feature_type_key, modality, keys)
         cls.register_manager(register_layout(adata, layout, setup_method_args, keys, **kwargs))
 
-    def _validate_anndata(self, adata=None, copy_if_view: bool = True):
-        """Set up new data like the training data (same modalities, batch codes) when needed.
+    @classmethod
+    def register_manager(cls, adata_manager: AnnDataManager) -> None:
+        """Register the manager, recording a fingerprint of its data in the registry."""
+        safe.record_fingerprint(adata_manager)
+        super().register_manager(adata_manager)
 
-        scvi-tools' generic field transfer cannot build the aligned modality matrices and presence
-        mask, so new data is set up with this model's own setup method and saved registry. Its
-        features must be the training features, in the same order.
-        """
+    def get_anndata_manager(self, adata, required: bool = False):
+        """scvi-tools' lookup, after checking new data's categories against the training ones."""
+        if adata is not None and self.adata_manager is not None and adata is not self.adata:
+            safe.check_new_data_categories(adata, self.adata_manager.registry)
+        return super().get_anndata_manager(adata, required=required)
+
+    def _validate_anndata(self, adata=None, copy_if_view: bool = True):
+        """Set up new data like the training data (scvi-tools' field transfer cannot), check it."""
         if adata is not None and self.adata_manager is not None:
             manager = self.get_anndata_manager(adata)
             if manager is None:
@@ -434,8 +457,745 @@ class MosaicVI(
                 data_feature_names(adata, self.adata_manager.registry["setup_args"]),
                 self.feature_names,
             )
-        return super()._validate_anndata(adata, copy_if_view)
+        adata = super()._validate_anndata(adata, copy_if_view)
+        safe.check_data_unchanged(
+            self.get_anndata_manager(adata if adata is not None else self.adata)
+        )
+        return adata
 
     def _make_data_loader(self, *args, **kwargs):
         kwargs.setdefault("load_sparse_tensor", True)
         return super()._make_data_loader(*args, **kwargs)
+
+    def _loader(
+        self,
+        adata: MuData | AnnData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        modalities: Sequence[str] | None = None,
+        validated: bool = False,
+        **data_loader_kwargs,
+    ):
+        """Validated data, and a loader over its ``indices`` encoding from ``modalities`` only."""
+        if not validated:
+            self._check_if_trained(warn=False)
+            adata = self._validate_anndata(adata)
+        loader = self._make_data_loader(
+            adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
+        )
+        if modalities is not None:
+            manager = self.get_anndata_manager(adata, required=True)
+            keep = checks.encoding_mask(manager, indices, modalities, self.modalities)
+            loader = inference.masked_presence(loader, keep)
+        return adata, loader
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 2e-3,
+        batch_size: int = 128,
+        early_stopping: bool = True,
+        early_stopping_patience: int = 20,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float | None = None,
+        validation_size: float | None = None,
+        n_epochs_kl_warmup: int | None = None,
+        adversarial_strength: float = 5.0,
+        n_epochs_adversarial_warmup: int | None = None,
+        n_importance_samples: int = 1,
+        checkpoint_dir: str | os.PathLike | None = None,
+        check_loss_every_n_steps: int | None = None,
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the model (on the GPU when one is available), with a progress bar.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes through the data; default ~1.2 million cell visits, between 20 and 400 epochs
+            (120 for 10,000 cells), with early stopping on the validation ELBO.
+        lr
+            Learning rate (Adam).
+        batch_size
+            Minibatch size.
+        early_stopping
+            Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs.
+            Off when ``max_steps`` (a trainer keyword) ends training within the first epoch,
+            before any validation.
+        early_stopping_patience
+            Epochs without improvement before stopping.
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
+        devices
+            Devices to use (Lightning): an int, a list of indices, ``-1`` or ``"auto"``.
+        train_size
+            Fraction of cells used for training (default 0.9).
+        validation_size
+            Fraction of cells for validation (default: the rest).
+        n_epochs_kl_warmup
+            Epochs over which the KL weight goes from 0 to 1 (default: a quarter of ``max_epochs``,
+            at most 50).
+        adversarial_strength
+            Strength of the batch-adversarial gradient on the encoder (0 disables its effect).
+        n_epochs_adversarial_warmup
+            Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
+        n_importance_samples
+            ``K > 1`` trains on the importance-weighted bound with ``K`` draws per posterior
+            component (IWAE, stratified over the experts of ``fusion="moe"``/``"mopoe"`` as
+            MMVAE) with doubly reparameterised (DReG) gradients; ``plan_kwargs={"importance_gradient":
+            "iwae"}`` uses the plain IWAE gradient. Valid for every fusion, with ``prior="normal"``
+            or ``"modality"``. ``1`` (default): the ELBO. The logged ELBO stays the ELBO.
+        checkpoint_dir
+            Directory where ``last.ckpt`` (weights, optimiser and loop state) is written after
+            every epoch; ``train(ckpt_path=f"{checkpoint_dir}/last.ckpt")`` resumes from it
+            (``ckpt_path`` is a trainer keyword). Only resume from checkpoints you wrote.
+        check_loss_every_n_steps
+            Steps between checks that the loss is finite (a non-finite loss stops training with
+            a ``FloatingPointError`` naming the term). ``None``: every step on the CPU, every 50
+            steps on other devices (the check waits for the device); ``1`` diagnoses the failing
+            step before any update.
+        plan_kwargs
+            Passed to :class:`~mosaicvi.train.MosaicTrainingPlan`; override the arguments above
+            and the model's ``output_discriminator_kwargs``.
+        datasplitter_kwargs
+            Passed to :class:`~mosaicvi.train.SparseDataSplitter`.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer` (e.g. ``check_val_every_n_epoch``,
+            ``callbacks``, ``ckpt_path``, ``max_steps``, ``strategy="ddp"`` with ``num_nodes``).
+
+        Notes
+        -----
+        Training first checks that the data was not edited since setup and that no batch has a
+        single cell. ``KeyboardInterrupt`` (Ctrl+C) stops training cleanly: the model keeps the
+        weights of its best epoch so far and is usable. Under DDP (``strategy="ddp"``) early
+        stopping is kept (a Lightning ``EarlyStopping``) and unused-parameter detection is on.
+        """
+        self.module.check_importance_sampling(
+            n_importance_samples, (plan_kwargs or {}).get("importance_gradient", "dreg")
+        )
+        options.warn_deprecated_plan_kwargs(plan_kwargs)
+        safe.check_data_unchanged(self.get_anndata_manager(self.adata))
+        safe.check_training_batches(self.adata_manager)
+        kwargs = mosaic_train_kwargs(
+            self.adata.n_obs,
+            max_epochs,
+            lr,
+            batch_size,
+            early_stopping,
+            early_stopping_patience,
+            train_size,
+            n_epochs_kl_warmup,
+            adversarial_strength,
+            n_epochs_adversarial_warmup,
+            n_importance_samples,
+            {**self._plan_kwargs, **(plan_kwargs or {})},
+            dict(trainer_kwargs, accelerator=accelerator, devices=devices),
+            validation_size=validation_size,
+            datasplitter_kwargs=datasplitter_kwargs,
+        )
+        keeper = BestWeightsKeeper()
+        kwargs["callbacks"] = safe.guard_callbacks(
+            kwargs.pop("callbacks", None), checkpoint_dir, check_loss_every_n_steps, keeper
+        )
+        kwargs = distributed_train_kwargs(kwargs)
+        return safe.guarded_fit(
+            self,
+            lambda: UnsupervisedTrainingMixin.train(self, **kwargs),
+            keeper,
+            kwargs["plan_kwargs"].get("lr"),
+        )
+
+    @torch.inference_mode()
+    def get_latent_representation(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        give_mean: bool = True,
+        mc_samples: int = 5_000,
+        batch_size: int | None = None,
+        return_dist: bool = False,
+        modalities: Sequence[str] | None = None,
+        dataloader=None,
+        **data_loader_kwargs,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Latent representation of each cell, from all its modalities or from chosen ones.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        give_mean
+            Return the posterior mean (else one sample).
+        mc_samples
+            Unused (the posterior is Gaussian); kept for scvi-tools compatibility.
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+        return_dist
+            Return the posterior means and variances.
+        modalities
+            Encode each cell from these modalities only (e.g. ``["rna"]``), as if it had measured
+            nothing else: with paired data, comparing the RNA-only and ATAC-only codes of the same
+            cells measures how well the modalities are aligned. Every selected cell must have
+            measured at least one of them. ``None``: every modality the cell has.
+        dataloader
+            Minibatches to encode instead of ``adata``'s (scvi-tools' aggregated posterior
+            passes one); ``adata``, ``indices``, ``batch_size`` and ``modalities`` are then unused.
+        **data_loader_kwargs
+            Passed to the data loader.
+
+        Returns
+        -------
+        Array ``(n_cells, n_latent)``, or ``(means, variances)`` with ``return_dist``.
+
+        Examples
+        --------
+        >>> mdata.obsm["X_mosaicvi"] = model.get_latent_representation()  # doctest: +SKIP
+        >>> z_rna = model.get_latent_representation(paired, modalities=["rna"])  # doctest: +SKIP
+        """
+        if dataloader is None:
+            _, dataloader = self._loader(
+                adata, indices, batch_size, modalities, **data_loader_kwargs
+            )
+        else:
+            self._check_if_trained(warn=False)
+        return inference.latent_representation(self.module, dataloader, give_mean, return_dist)
+
+    @torch.inference_mode()
+    def get_attention_weights(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Attention weight of each modality in each cell's latent code.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+
+        Returns
+        -------
+        DataFrame (cells x modalities); weights are 0 for modalities a cell lacks and sum to 1.
+        """
+        adata, loader = self._loader(adata, indices, batch_size)
+        return pd.DataFrame(
+            inference.attention_weights(self.module, loader),
+            index=checks.selected_obs_names(adata.obs_names, indices),
+            columns=list(self.modalities),
+        )
+
+    def predict(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        soft: bool = False,
+        batch_size: int | None = None,
+    ) -> pd.Series | pd.DataFrame:
+        """Predicted label of every cell, from any modalities it has (semi-supervised models).
+
+        The model must have been set up with ``labels_key`` and ``unlabeled_category``; the
+        classifier ``q(label | z)`` (the mixture prior's ``q(c | z)``) is read at each cell's
+        posterior mean, so cells of batches that share no modality with the labelled ones are
+        labelled too.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        soft
+            Return the probability of every class instead of the most probable one.
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+
+        Returns
+        -------
+        A Series of labels indexed by cell, or with ``soft`` a DataFrame (cells x classes) whose
+        rows sum to 1.
+
+        Examples
+        --------
+        >>> mosaicvi.MosaicVI.setup_mudata(
+        ...     mdata, batch_key="batch", labels_key="cell_type", unlabeled_category="unknown"
+        ... )  # doctest: +SKIP
+        >>> model = mosaicvi.MosaicVI(mdata)  # doctest: +SKIP
+        >>> model.train()  # doctest: +SKIP
+        >>> mdata.obs["predicted"] = model.predict()  # doctest: +SKIP
+        """
+        classes = labelling.check_labelled(self.label_classes)
+        adata, loader = self._loader(adata, indices, batch_size)
+        probabilities = inference.class_probabilities(self.module, loader)
+        obs_names = checks.selected_obs_names(adata.obs_names, indices)
+        return labelling.predictions(probabilities, classes, obs_names, soft)
+
+    def get_cluster_probabilities(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """``q(c | z)`` of the mixture prior at each cell's posterior mean.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+
+        Returns
+        -------
+        DataFrame (cells x clusters) whose rows sum to 1. With labels, the first clusters are the
+        label classes (named after them); the others are ``cluster_<k>``.
+
+        Examples
+        --------
+        >>> model = mosaicvi.MosaicVI(mdata, prior="mixture", n_clusters=15)  # doctest: +SKIP
+        >>> model.train()  # doctest: +SKIP
+        >>> mdata.obs["cluster"] = model.get_cluster_probabilities().idxmax(1)  # doctest: +SKIP
+        """
+        labelling.check_mixture_prior(self.module.prior_name)
+        adata, loader = self._loader(adata, indices, batch_size)
+        probabilities = inference.class_probabilities(self.module, loader)
+        obs_names = checks.selected_obs_names(adata.obs_names, indices)
+        return labelling.cluster_frame(probabilities, self.label_classes, obs_names)
+
+    def get_marginal_ll(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_mc_samples: int = 100,
+        batch_size: int | None = None,
+        return_mean: bool = False,
+        n_mc_samples_per_pass: int | None = None,
+    ) -> np.ndarray | float:
+        """Importance-sampled estimate of ``log p(x)`` of each cell, over the modalities it has.
+
+        The proposal is the cell's fused posterior ``q(z | x)`` (whatever the fusion; mixtures
+        are sampled stratified, ``n_mc_samples`` draws from each expert or subset), and
+
+        ``log p(x) ~ log 1/S sum_s p(x_present | z_s) p(z_s) / q(z_s | x)``,
+
+        where only the modalities the cell measured enter the likelihood, at its observed library
+        sizes (and, with a guidance graph, the posterior mean of the feature embeddings). With the
+        mixture prior, ``p(z)`` is itself estimated by importance sampling over its clusters and
+        continuous code. The estimate is a stochastic lower bound of ``log p(x)`` that tightens
+        with ``n_mc_samples`` and lies above the ELBO on average (in nats; higher is better). Use
+        it to compare models on the same cells, e.g. trained with
+        ``train(n_importance_samples=K)`` or not. Unlike scvi-tools' ``get_marginal_ll``, it
+        returns one value per cell by default.
+
+        Parameters
+        ----------
+        adata
+            Data set up like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        n_mc_samples
+            Importance samples per posterior component.
+        batch_size
+            Cells per minibatch (default: scvi-tools' setting).
+        return_mean
+            Return the mean over cells instead of one value per cell.
+        n_mc_samples_per_pass
+            Samples decoded at once (default: as many as keep about 4,096 decoded rows).
+
+        Returns
+        -------
+        ``log p(x)`` estimates ``(n_cells,)``, in the order of ``indices`` (or their mean).
+
+        Examples
+        --------
+        >>> import mosaicvi
+        >>> mdata = mosaicvi.data.snareseq()
+        >>> mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
+        >>> model = mosaicvi.MosaicVI(mdata, fusion="moe")
+        >>> model.train(max_epochs=5, n_importance_samples=5)  # doctest: +SKIP
+        >>> log_px = model.get_marginal_ll(n_mc_samples=100)  # doctest: +SKIP
+        >>> mdata.obs["log_px"] = log_px  # doctest: +SKIP
+        """
+        check_n_mc_samples(n_mc_samples)
+        adata = self._validate_anndata(adata)
+        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        log_px = marginal_ll(self.module, loader, n_mc_samples, n_mc_samples_per_pass)
+        return float(log_px.mean()) if return_mean else log_px
+
+    def measuring_batches(self, modality: str) -> list[str]:
+        """Batches in which some training cell measured ``modality``, in category order.
+
+        Only these batches have trained decoder parameters (scale, bias, dispersion) for the
+        modality, so only these can be decoded into.
+
+        Examples
+        --------
+        >>> model.measuring_batches("atac")  # doctest: +SKIP
+        ['09A', '09B', '09C', '09D', '09I', '09J', '09K', '09L']
+        """
+        modality = checks.check_modality(modality, self.modalities)
+        codes = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
+        categories = checks.batch_categories(self.adata_manager)
+        return [str(categories[c]) for c in codes]
+
+    def get_normalized_expression(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        modality: str | None = None,
+        transform_batch: str | Sequence[str] | None = None,
+        feature_list: Sequence[str] | None = None,
+        library_size: float | Literal["median"] | None = None,
+        n_samples: int = 1,
+        n_samples_overall: int | None = None,
+        use_z_mean: bool = False,
+        batch_size: int | None = None,
+        return_mean: bool = True,
+        return_numpy: bool = False,
+        modalities: Sequence[str] | None = None,
+    ) -> pd.DataFrame | np.ndarray:
+        """Normalised values of one modality for every cell, whether or not it measured it.
+
+        Each cell is encoded from the modalities it measured, and ``modality`` is decoded from
+        its latent code: for a cell that never measured ``modality`` this is the imputation of the
+        missing modality. Decoding always uses a fixed library size, never a cell's observed one
+        (which is zero for a modality the cell lacks).
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        indices
+            Cells to use (default: all).
+        modality
+            Name of the modality to decode (required), e.g. ``"rna"`` or ``"atac"``.
+        transform_batch
+            Batch (or list of batches, averaged) to decode into, for batch-corrected values. Only
+            batches that measured ``modality`` (:meth:`measuring_batches`) are allowed: the others
+            have no trained decoder parameters for it. ``None``: each cell's own batch when that
+            batch measured ``modality``, else the average over the batches that did.
+        feature_list
+            Features to return (default: all features of ``modality``).
+        library_size
+            Library to decode at. ``None``: 1 for count modalities (RNA, ADT, generic counts), so
+            values are proportions as scVI's ``library_size=1``, and for ATAC the median number of
+            open peaks of the cells that measured it, so values are accessibility probabilities of
+            a typical cell. ``"median"``: the median library of the cells that measured the
+            modality (total counts; open features for ATAC). A number: that library (counts, or
+            open features for ATAC).
+        n_samples
+            Posterior samples of ``z`` per cell.
+        n_samples_overall
+            Instead of every cell: this many draws of (random cell, posterior sample), as
+            scvi-tools' differential expression asks for. Returns an array
+            ``(n_samples_overall, n_features)``.
+        use_z_mean
+            Decode the posterior mean of ``z`` instead of samples.
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+        return_mean
+            With ``n_samples > 1``, average over samples (else return all samples).
+        return_numpy
+            Return a numpy array instead of a DataFrame (cells x features).
+        modalities
+            Encode each cell from these modalities only (e.g. ``["atac"]``), as if it had measured
+            nothing else: ``modality="rna", modalities=["atac"]`` imputes RNA from ATAC alone,
+            also for paired cells (cross-modal coherence, :mod:`mosaicvi.metrics`). Every
+            selected cell must have measured at least one of them. ``None``: every modality the
+            cell has.
+
+        Returns
+        -------
+        DataFrame (cells x features), or an array; ``(n_samples, n_cells, n_features)`` with
+        ``n_samples > 1`` and ``return_mean=False``.
+
+        Examples
+        --------
+        >>> # ATAC accessibility probabilities of every cell, including RNA-only cells
+        >>> atac = model.get_normalized_expression(modality="atac")  # doctest: +SKIP
+        >>> # RNA proportions decoded into batch "09A" (batch-corrected), averaged over 10 samples
+        >>> rna = model.get_normalized_expression(
+        ...     modality="rna", transform_batch="09A", n_samples=10
+        ... )  # doctest: +SKIP
+        >>> # RNA of the paired cells imputed from their ATAC alone
+        >>> from_atac = model.get_normalized_expression(
+        ...     indices=paired_cells, modality="rna", modalities=["atac"]
+        ... )  # doctest: +SKIP
+        """
+        self._check_if_trained(warn=False)
+        adata = self._validate_anndata(adata)
+        modality = checks.check_modality(modality, self.modalities)
+        manager = self.adata_manager
+        targets = checks.transform_batch_codes(manager, modality, self.modalities, transform_batch)
+        measured = checks.measuring_batch_codes(manager, modality, self.modalities)
+        library = checks.decoding_library(self.module, modality, library_size)
+        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
+        indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
+        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
+        values = normalized_expression(
+            self.module,
+            loader,
+            modality,
+            library,
+            targets,
+            measured,
+            columns,
+            n_samples,
+            use_z_mean,
+        )
+        if n_samples_overall is not None:
+            return values[0]
+        if n_samples > 1 and return_mean:
+            values = values.mean(0)
+        elif n_samples == 1:
+            values = values[0]
+        if return_numpy or values.ndim == 3:
+            return values
+        names = self.feature_names[modality][columns]
+        return pd.DataFrame(values, index=adata.obs_names[indices], columns=names)
+
+    def differential_features(
+        self,
+        groupby: str,
+        modality: str,
+        group1: str | Sequence[str] | None = None,
+        group2: str | None = None,
+        mode: Literal["change", "vanilla"] = "change",
+        delta: float | None = None,
+        fdr_target: float = 0.05,
+        batch_correction: bool = True,
+        n_samples: int = 5000,
+        adata: MuData | AnnData | None = None,
+        pseudocounts: float | None = None,
+        change: Literal["log-fold", "difference"] | None = None,
+        library_size: float | Literal["median"] | None = None,
+        threshold_counts: float = 0.01,
+        batch_size: int | None = None,
+        key_added: str | None = "rank_features_mosaicvi",
+        all_stats: bool = True,
+        silent: bool = True,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Bayes-factor test of every feature of ``modality`` between groups of cells.
+
+        Posterior samples of the decoded values of ``modality`` (:meth:`get_normalized_expression`)
+        are drawn for the cells of each group, including cells that never measured
+        ``modality`` (their values are imputed from the modalities they have), and compared with
+        scvi-tools' Bayes-factor machinery (``"change"`` mode as Boyeau et al., ``"vanilla"`` as
+        Lopez et al.). Raw statistics (means, non-zero fractions) use only the cells that
+        measured ``modality``. With ``group1=None`` every group is tested against the rest.
+
+        Per-modality defaults (each can be overridden): RNA and generic counts are tested as scVI
+        does (proportions, log2 fold change, ``delta=0.25``, pseudocounts estimated from features
+        a group's measuring cells do not express); ATAC on accessibility probabilities of a
+        typical cell, with the *difference* of probabilities as the effect (``lfc_*`` columns then
+        hold ``p1 - p2``) and ``delta=0.05``; ADT on expected counts at the median library,
+        log2 fold change with a prior count of 1 and ``delta=0.25``.
+
+        Parameters
+        ----------
+        groupby
+            Column of ``adata.obs`` (the MuData's global ``obs``) with the groups.
+        modality
+            Modality to test, e.g. ``"rna"``, ``"atac"`` or ``"adt"``.
+        group1
+            Group (or groups, each tested in turn) of ``groupby``; ``None``: every group.
+        group2
+            Group to compare with; ``None``: all other cells with a group.
+        mode
+            ``"change"`` (effect size beyond ``delta``) or ``"vanilla"`` (``P(x1 > x2)``).
+        delta
+            Smallest effect that counts as differential; ``None``: the modality's default.
+        fdr_target
+            Target posterior expected FDR of the ``is_de_fdr_<fdr_target>`` column.
+        batch_correction
+            Decode every cell into each batch that measured ``modality`` (never into batches
+            that did not) and pair samples within batches; else decode into observed batches.
+        n_samples
+            Posterior samples per group (scvi-tools' ``n_samples_overall``).
+        adata
+            Data registered like the training data (default: the training data).
+        pseudocounts
+            Offset of the log fold change; ``None``: the modality's default.
+        change
+            ``"log-fold"`` or ``"difference"``; ``None``: the modality's default.
+        library_size
+            Library to decode at (see :meth:`get_normalized_expression`); ``None``: the
+            modality's default.
+        threshold_counts
+            Raw mean (over a group's measuring cells) below which a feature counts as unexpressed
+            when pseudocounts are estimated.
+        batch_size
+            Minibatch size (default: scvi-tools' setting).
+        key_added
+            Also store the result in ``uns[key_added]`` of the modality's AnnData
+            (``mdata.mod[modality]``; the AnnData itself when the model was set up with
+            ``setup_anndata``), in the layout of :func:`scanpy.tl.rank_genes_groups`: per group,
+            features higher in the group first (strongest evidence first), lower ones last;
+            scores are log Bayes factors, ``pvals`` are
+            ``1 - proba_de`` and ``pvals_adj`` the posterior expected FDR. The ``groupby`` column is
+            copied into that AnnData's ``obs`` when missing, so ``sc.pl.rank_genes_groups_dotplot``
+            and ``sc.get.rank_genes_groups_df`` work on it. ``None``: write nothing.
+        all_stats
+            Add the raw statistics of each group over its measuring cells.
+        silent
+            Do not log progress per group (at INFO level).
+        **kwargs
+            Passed to scvi-tools' ``DifferentialComputation.get_bayes_factors`` (e.g.
+            ``test_mode``, ``cred_interval_lvls``, ``use_permutation``).
+
+        Returns
+        -------
+        DataFrame with one row per feature and comparison (features as index): ``proba_de``,
+        ``proba_not_de``, ``bayes_factor``, ``scale1``, ``scale2``, ``pseudocounts``, ``delta``,
+        ``lfc_mean``, ``lfc_median``, ``lfc_std``, ``lfc_min``, ``lfc_max``,
+        ``is_de_fdr_<fdr_target>`` (``"change"`` mode; ``proba_m1``, ``proba_m2``,
+        ``bayes_factor``, ``scale1``, ``scale2`` in ``"vanilla"`` mode), the raw statistics
+        ``raw_mean1/2``, ``non_zeros_proportion1/2``, ``raw_normalized_mean1/2``,
+        ``n_measured1/2``, and ``comparison``, ``group1``, ``group2``. Within a comparison rows
+        are sorted by ``proba_de`` (``bayes_factor`` in vanilla mode).
+
+        Examples
+        --------
+        >>> de = model.differential_features("cell_type", "rna")  # doctest: +SKIP
+        >>> de[de["is_de_fdr_0.05"] & (de["lfc_mean"] > 0)].groupby("group1").head(5)
+        ... # doctest: +SKIP
+        >>> import scanpy as sc
+        >>> sc.pl.rank_genes_groups_dotplot(mdata["rna"], key="rank_features_mosaicvi")
+        ... # doctest: +SKIP
+        >>> peaks = model.differential_features("cell_type", "atac", group1="Ast", key_added=None)
+        ... # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return differential_features(self, **arguments, **kwargs)
+
+    def get_feature_embeddings(
+        self, key_added: str | None = None, return_std: bool = False
+    ) -> dict[str, pd.DataFrame]:
+        """Embedding of every feature in the latent space (models with a guidance graph).
+
+        Feature ``f`` of modality ``m`` is decoded from ``z . v_f``, so cells lie in the direction
+        of the features they express or open; linked features of different modalities (a gene
+        and its promoter peaks) get nearby embeddings.
+
+        Parameters
+        ----------
+        key_added
+            If given, also write the means to ``varm[key_added]`` of each modality (and the
+            standard deviations to ``varm[key_added + "_std"]`` with ``return_std``) of the
+            model's MuData, or of its AnnData when it has one modality.
+        return_std
+            Return the posterior standard deviations instead of the means.
+
+        Returns
+        -------
+        Modality -> DataFrame (features x latent dimensions).
+
+        Examples
+        --------
+        >>> embeddings = model.get_feature_embeddings(key_added="X_mosaicvi")  # doctest: +SKIP
+        >>> embeddings["rna"].loc["Gad1"]  # doctest: +SKIP
+        """
+        self._check_if_trained(warn=False)
+        means, stds = feature_embeddings(self.module, self.feature_names)
+        if key_added is not None:
+            write_feature_embeddings(self.adata, key_added, means, stds if return_std else None)
+        return stds if return_std else means
+
+    def save(
+        self,
+        dir_path: str | os.PathLike,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        **anndata_write_kwargs,
+    ) -> None:
+        """Save the model: weights (tensors only) and a JSON manifest, optionally the data.
+
+        Parameters
+        ----------
+        dir_path
+            Directory to write to (created if needed).
+        prefix
+            Prefix of the file names.
+        overwrite
+            Write into an existing directory, replacing the model files.
+        save_anndata
+            Also write the model's data (``mdata.h5mu`` or ``adata.h5ad``).
+        **anndata_write_kwargs
+            Passed to the data's ``write``.
+
+        Examples
+        --------
+        >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
+        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
+        """
+        save_model(self, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs)
+
+    @classmethod
+    def load(
+        cls,
+        dir_path: str | os.PathLike,
+        adata: MuData | AnnData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+    ) -> MosaicVI:
+        """Load a model saved by :meth:`save`, without unpickling anything.
+
+        Parameters
+        ----------
+        dir_path
+            Directory the model was saved to.
+        adata
+            Data with the training features (same modalities, names and order); it is set up like
+            the training data. ``None``: the data saved with the model (``save_anndata=True``).
+        accelerator
+            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
+        device
+            Device index or ``"auto"``.
+        prefix
+            Prefix of the file names.
+
+        Raises
+        ------
+        ValueError
+            If the directory holds no mosaicvi model files (a pickled scvi-tools ``model.pt`` is
+            refused), if the weights file holds anything but tensors, or if the data's features
+            differ from the saved ones (the message lists what differs).
+
+        Examples
+        --------
+        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
+        """
+        return load_model(cls, dir_path, adata, accelerator, device, prefix)
+
+    @classmethod
+    def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
+        """The scvi-tools registry saved with a model (read from its JSON manifest)."""
+        return load_registry(dir_path, prefix)
+
+    @classmethod
+    def view_setup_args(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> None:
+        """Print the arguments the saved model's data was set up with."""
+        AnnDataManager.view_setup_method_args(load_registry(dir_path, prefix))
+
+    @classmethod
+    def convert_legacy_save(cls, *args, **kwargs) -> None:
+        """Not supported: legacy scvi-tools files are pickles, which mosaicvi does not open."""
+        raise NotImplementedError(
+            "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
+            "code). Train the model again, or load it in a trusted session and `save()` it."
+        )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -36,3 +34,159 @@ def per_modality_choice(
             raise ValueError(f"`{argument}[{m!r}]` is {value!r}; use one of {allowed}.")
         chosen[m] = value
     return chosen
+
+
+#: Keys of ``graph_kwargs`` -> the :class:`~mosaicvi.module.MosaicVAE` keyword each sets.
+GRAPH_OPTIONS = {
+    "weight": "graph_weight",
+    "loss_weight": "graph_loss_weight",
+    "kl_weight": "graph_kl_weight",
+    "n_positive_edges": "n_graph_positive_edges",
+    "n_negatives": "n_graph_negatives",
+}
+#: Keys of ``output_discriminator_kwargs`` that go to the module, and the keyword each sets.
+OUTPUT_DISCRIMINATOR_MODULE_OPTIONS = {"weight": "output_adversarial_weight"}
+#: Keys of ``output_discriminator_kwargs`` that go to the training plan.
+OUTPUT_DISCRIMINATOR_PLAN_OPTIONS = {
+    "lr_factor": "output_discriminator_lr_factor",
+    "n_epochs_warmup": "n_epochs_output_adversarial_warmup",
+}
+OUTPUT_DISCRIMINATOR_OPTIONS = {
+    **OUTPUT_DISCRIMINATOR_MODULE_OPTIONS,
+    **OUTPUT_DISCRIMINATOR_PLAN_OPTIONS,
+}
+
+
+def checked_options(argument: str, options: Mapping | None, allowed: Mapping) -> dict:
+    """``options`` as a dict; a ValueError naming ``argument`` and the allowed keys otherwise."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`{argument}` must be a dict or None, got {type(options).__name__}.")
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        raise ValueError(
+            f"`{argument}` has unknown keys {unknown}; the allowed keys are {list(allowed)}."
+        )
+    return dict(options)
+
+
+def _deprecated(old: str, value, new: str, key: str | None, stacklevel: int) -> None:
+    form = (
+        f"`MosaicVI({new}={{{key!r}: {value!r}}})`"
+        if key is not None
+        else f"`MosaicVI({new}={{}})` to train it (None, the default: off)"
+    )
+    warnings.warn(
+        f"`MosaicVI({old}=...)` is deprecated; use {form} instead.",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def upgrade_options(
+    graph_kwargs: Mapping | None,
+    output_discriminator_kwargs: Mapping | None,
+    module_kwargs: dict,
+    warn: bool = True,
+    stacklevel: int = 3,
+) -> tuple[dict, dict | None, dict]:
+    """Move the old keywords of the graph and output discriminator into their option dicts.
+
+    Parameters
+    ----------
+    graph_kwargs
+        ``MosaicVI(graph_kwargs=...)``.
+    output_discriminator_kwargs
+        ``MosaicVI(output_discriminator_kwargs=...)`` (``None``: no output discriminator).
+    module_kwargs
+        The other keywords, which may hold the old ones (``graph_weight``,
+        ``graph_loss_weight``, ..., ``output_discriminator``, ``output_adversarial_weight``).
+    warn
+        Emit a ``DeprecationWarning`` per old keyword (not when loading a saved model).
+    stacklevel
+        Stack level of the warnings, counted from the caller of this function.
+
+    Returns
+    -------
+    The checked ``graph_kwargs``, ``output_discriminator_kwargs`` (``None`` when off) and the
+    remaining module keywords.
+    """
+    graph = checked_options("graph_kwargs", graph_kwargs, GRAPH_OPTIONS)
+    discriminator = (
+        None
+        if output_discriminator_kwargs is None
+        else checked_options(
+            "output_discriminator_kwargs",
+            output_discriminator_kwargs,
+            OUTPUT_DISCRIMINATOR_OPTIONS,
+        )
+    )
+    rest = dict(module_kwargs)
+    legacy = [
+        (graph, "graph_kwargs", key, old) for key, old in GRAPH_OPTIONS.items() if old in rest
+    ]
+    if "output_discriminator" in rest:
+        switched_on = bool(rest.pop("output_discriminator"))
+        if warn:
+            _deprecated(
+                "output_discriminator", None, "output_discriminator_kwargs", None, stacklevel
+            )
+        if switched_on and discriminator is None:
+            discriminator = {}
+    weight = OUTPUT_DISCRIMINATOR_MODULE_OPTIONS["weight"]
+    if weight in rest:
+        legacy.append((discriminator, "output_discriminator_kwargs", "weight", weight))
+    for target, new, key, old in legacy:
+        value = rest.pop(old)
+        if warn:
+            _deprecated(old, value, new, key, stacklevel)
+        if target is None:  # a generator weight without the discriminator: unused, as before
+            continue
+        if key in target and target[key] != value:
+            raise ValueError(f"`{old}` and `{new}[{key!r}]` are both given; keep `{new}` only.")
+        target[key] = value
+    return graph, discriminator, rest
+
+
+def upgrade_init_params(params: dict) -> dict:
+    """Constructor keywords saved by an older mosaicvi, in today's form (without warnings)."""
+    params = dict(params)
+    graph, discriminator, rest = upgrade_options(
+        params.pop("graph_kwargs", None),
+        params.pop("output_discriminator_kwargs", None),
+        params,
+        warn=False,
+    )
+    return {**rest, "graph_kwargs": graph, "output_discriminator_kwargs": discriminator}
+
+
+def module_options(graph: Mapping, discriminator: Mapping | None) -> dict:
+    """Module keywords set by ``graph_kwargs`` and ``output_discriminator_kwargs``."""
+    options = {GRAPH_OPTIONS[k]: v for k, v in graph.items()}
+    options["output_discriminator"] = discriminator is not None
+    for key, keyword in OUTPUT_DISCRIMINATOR_MODULE_OPTIONS.items():
+        if discriminator is not None and key in discriminator:
+            options[keyword] = discriminator[key]
+    return options
+
+
+def plan_options(discriminator: Mapping | None) -> dict:
+    """Training-plan keywords set by ``output_discriminator_kwargs``."""
+    return {
+        keyword: discriminator[key]
+        for key, keyword in OUTPUT_DISCRIMINATOR_PLAN_OPTIONS.items()
+        if discriminator is not None and key in discriminator
+    }
+
+
+def warn_deprecated_plan_kwargs(plan_kwargs: Mapping | None, stacklevel: int = 3) -> None:
+    """Warn about output discriminator settings given through ``train(plan_kwargs=...)``."""
+    for key, keyword in OUTPUT_DISCRIMINATOR_PLAN_OPTIONS.items():
+        if keyword in (plan_kwargs or {}):
+            warnings.warn(
+                f"`train(plan_kwargs={{{keyword!r}: ...}})` is deprecated; create the model with "
+                f"`MosaicVI(output_discriminator_kwargs={{{key!r}: ...}})` instead.",
+                DeprecationWarning,
+                stacklevel=stacklevel,
+            )

@@ -2,7 +2,7 @@
 
 scvi-tools saves a model as one pickle (``model.pt``) and loads it with an unrestricted
 ``torch.load`` (``weights_only`` off), so opening a model file from someone else can run any code
-they put in it. :class:`SafeSaveLoadMixin` replaces ``save``/``load`` with two files:
+they put in it. :func:`save_model` and :func:`load_model` (``MosaicVI.save``/``load``) use two files instead:
 
 - ``mosaicvi_weights.pt``: the module's ``state_dict`` (tensors only), read with
   ``torch.load(weights_only=True)``, whose unpickler refuses anything but tensors and plain
@@ -33,13 +33,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from mudata import MuData
-from scvi.data import AnnDataManager
 
 from mosaicvi._compat import parse_device_args
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._anndata_layout import data_feature_names
 from mosaicvi.data._guidance_graph import GuidanceGraph
 from mosaicvi.model._json_codec import decode, encode
+from mosaicvi.model._options import upgrade_init_params
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -58,161 +58,94 @@ _GRAPH_PREFIX = "graph_encoder."
 _RESERVED_ATTRIBUTES = ("init_params_", "registry_")
 
 
-class SafeSaveLoadMixin:
-    """``save``/``load`` through tensors-only weights and a JSON manifest (no pickles)."""
+def save_model(model, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs) -> None:
+    """Write ``model``'s weights (tensors only) and JSON manifest, optionally its data.
 
-    def save(
-        self,
-        dir_path: str | os.PathLike,
-        prefix: str | None = None,
-        overwrite: bool = False,
-        save_anndata: bool = False,
-        **anndata_write_kwargs,
-    ) -> None:
-        """Save the model: weights (tensors only) and a JSON manifest, optionally the data.
-
-        Parameters
-        ----------
-        dir_path
-            Directory to write to (created if needed).
-        prefix
-            Prefix of the file names.
-        overwrite
-            Write into an existing directory, replacing the model files.
-        save_anndata
-            Also write the model's data (``mdata.h5mu`` or ``adata.h5ad``).
-        **anndata_write_kwargs
-            Passed to the data's ``write``.
-
-        Examples
-        --------
-        >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
-        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
-        """
-        if anndata_write_kwargs and not save_anndata:
-            raise TypeError(
-                f"save() got {sorted(anndata_write_kwargs)}, which only apply with "
-                "`save_anndata=True` (they are passed to the data's `write`)."
-            )
-        directory = Path(dir_path)
-        if directory.exists() and not overwrite:
-            raise ValueError(
-                f"{directory} already exists; pass `overwrite=True` or choose another directory."
-            )
-        attributes = {
-            name: value
-            for name, value in self._get_user_attributes()
-            if name.endswith("_") and name not in _RESERVED_ATTRIBUTES
-        }
-        manifest = {
-            "format": "mosaicvi-model",
-            "format_version": FORMAT_VERSION,
-            "model_class": type(self).__name__,
-            "versions": {p: _version(p) for p in ("mosaicvi", "scvi-tools", "torch")},
-            "init_params": encode(self._init_params_for_file(), "init_params_"),
-            "registry": encode(self.registry_, "registry_"),
-            "attributes": _encode_attributes(attributes),
-        }
-        state = {name: tensor.detach().cpu() for name, tensor in self.module.state_dict().items()}
-        directory.mkdir(parents=True, exist_ok=True)
-        prefix = prefix or ""
-        torch.save(state, directory / f"{prefix}{WEIGHTS_FILE}")
-        text = json.dumps(manifest, indent=1, allow_nan=False)
-        (directory / f"{prefix}{MANIFEST_FILE}").write_text(text, encoding="utf-8")
-        if save_anndata:
-            name = MDATA_FILE if isinstance(self.adata, MuData) else ADATA_FILE
-            self.adata.write(directory / f"{prefix}{name}", **anndata_write_kwargs)
-
-    def _init_params_for_file(self) -> dict:
-        params = {group: dict(values) for group, values in self.init_params_.items()}
-        if params.get("non_kwargs", {}).get("guidance_graph") is not None:
-            params["non_kwargs"]["guidance_graph"] = GRAPH_FROM_WEIGHTS
-        return params
-
-    @classmethod
-    def load(
-        cls,
-        dir_path: str | os.PathLike,
-        adata: MuData | AnnData | None = None,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-        prefix: str | None = None,
-    ):
-        """Load a model saved by :meth:`save`, without unpickling anything.
-
-        Parameters
-        ----------
-        dir_path
-            Directory the model was saved to.
-        adata
-            Data with the training features (same modalities, names and order); it is set up like
-            the training data. ``None``: the data saved with the model (``save_anndata=True``).
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
-        device
-            Device index or ``"auto"``.
-        prefix
-            Prefix of the file names.
-
-        Raises
-        ------
-        ValueError
-            If the directory holds no mosaicvi model files (a pickled scvi-tools ``model.pt`` is
-            refused), if the weights file holds anything but tensors, or if the data's features
-            differ from the saved ones (the message lists what differs).
-
-        Examples
-        --------
-        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
-        """
-        directory, prefix = Path(dir_path), prefix or ""
-        manifest = _read_manifest(directory, prefix)
-        if manifest["model_class"] != cls.__name__:
-            raise ValueError(
-                f"{directory} holds a {manifest['model_class']} model, not a {cls.__name__}."
-            )
-        registry = decode(manifest["registry"], "registry")
-        state = _read_weights(directory / f"{prefix}{WEIGHTS_FILE}")
-        if adata is None:
-            adata = _read_saved_data(directory, prefix, registry)
-        check_saved_features(adata, registry)
-        _, _, torch_device = parse_device_args(
-            accelerator=accelerator, devices=device, return_device="torch"
+    The arguments are those of :meth:`mosaicvi.MosaicVI.save`.
+    """
+    if anndata_write_kwargs and not save_anndata:
+        raise TypeError(
+            f"save() got {sorted(anndata_write_kwargs)}, which only apply with "
+            "`save_anndata=True` (they are passed to the data's `write`)."
         )
-        getattr(cls, registry["setup_method_name"])(
-            adata, source_registry=registry, **registry["setup_args"]
+    directory = Path(dir_path)
+    if directory.exists() and not overwrite:
+        raise ValueError(
+            f"{directory} already exists; pass `overwrite=True` or choose another directory."
         )
-        params = decode(manifest["init_params"], "init_params")
-        non_kwargs = dict(params.get("non_kwargs", {}))
-        if non_kwargs.get("guidance_graph") is not None:
-            non_kwargs["guidance_graph"] = graph_from_weights(state, registry)
-        kwargs = {k: v for group in params.get("kwargs", {}).values() for k, v in group.items()}
-        model = cls(adata, **non_kwargs, **kwargs)
-        for name, value in decode(manifest["attributes"], "attributes").items():
-            setattr(model, name, value)
-        model.module.load_state_dict(state)
-        model.to_device(torch_device)
-        model.module.eval()
-        model._validate_anndata(adata)
-        return model
+    attributes = {
+        name: value
+        for name, value in model._get_user_attributes()
+        if name.endswith("_") and name not in _RESERVED_ATTRIBUTES
+    }
+    manifest = {
+        "format": "mosaicvi-model",
+        "format_version": FORMAT_VERSION,
+        "model_class": type(model).__name__,
+        "versions": {p: _version(p) for p in ("mosaicvi", "scvi-tools", "torch")},
+        "init_params": encode(_init_params_for_file(model.init_params_), "init_params_"),
+        "registry": encode(model.registry_, "registry_"),
+        "attributes": _encode_attributes(attributes),
+    }
+    state = {name: tensor.detach().cpu() for name, tensor in model.module.state_dict().items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = prefix or ""
+    torch.save(state, directory / f"{prefix}{WEIGHTS_FILE}")
+    text = json.dumps(manifest, indent=1, allow_nan=False)
+    (directory / f"{prefix}{MANIFEST_FILE}").write_text(text, encoding="utf-8")
+    if save_anndata:
+        name = MDATA_FILE if isinstance(model.adata, MuData) else ADATA_FILE
+        model.adata.write(directory / f"{prefix}{name}", **anndata_write_kwargs)
 
-    @classmethod
-    def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
-        """The scvi-tools registry saved with a model (read from its JSON manifest)."""
-        return decode(_read_manifest(Path(dir_path), prefix or "")["registry"], "registry")
 
-    @classmethod
-    def view_setup_args(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> None:
-        """Print the arguments the saved model's data was set up with."""
-        AnnDataManager.view_setup_method_args(cls.load_registry(dir_path, prefix))
+def _init_params_for_file(init_params: dict) -> dict:
+    params = {group: dict(values) for group, values in init_params.items()}
+    if params.get("non_kwargs", {}).get("guidance_graph") is not None:
+        params["non_kwargs"]["guidance_graph"] = GRAPH_FROM_WEIGHTS
+    return params
 
-    @classmethod
-    def convert_legacy_save(cls, *args, **kwargs) -> None:
-        """Not supported: legacy scvi-tools files are pickles, which mosaicvi does not open."""
-        raise NotImplementedError(
-            "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
-            "code). Train the model again, or load it in a trusted session and `save()` it."
+
+def load_model(cls, dir_path, adata, accelerator, device, prefix):
+    """A ``cls`` model read from files written by :func:`save_model`, without unpickling.
+
+    The arguments are those of :meth:`mosaicvi.MosaicVI.load`. Constructor keywords saved by
+    an older mosaicvi are brought into today's form (:func:`upgrade_init_params`).
+    """
+    directory, prefix = Path(dir_path), prefix or ""
+    manifest = _read_manifest(directory, prefix)
+    if manifest["model_class"] != cls.__name__:
+        raise ValueError(
+            f"{directory} holds a {manifest['model_class']} model, not a {cls.__name__}."
         )
+    registry = decode(manifest["registry"], "registry")
+    state = _read_weights(directory / f"{prefix}{WEIGHTS_FILE}")
+    if adata is None:
+        adata = _read_saved_data(directory, prefix, registry)
+    check_saved_features(adata, registry)
+    _, _, torch_device = parse_device_args(
+        accelerator=accelerator, devices=device, return_device="torch"
+    )
+    getattr(cls, registry["setup_method_name"])(
+        adata, source_registry=registry, **registry["setup_args"]
+    )
+    params = decode(manifest["init_params"], "init_params")
+    kwargs = dict(params.get("non_kwargs", {}))
+    if kwargs.get("guidance_graph") is not None:
+        kwargs["guidance_graph"] = graph_from_weights(state, registry)
+    kwargs.update({k: v for group in params.get("kwargs", {}).values() for k, v in group.items()})
+    model = cls(adata, **upgrade_init_params(kwargs))
+    for name, value in decode(manifest["attributes"], "attributes").items():
+        setattr(model, name, value)
+    model.module.load_state_dict(state)
+    model.to_device(torch_device)
+    model.module.eval()
+    model._validate_anndata(adata)
+    return model
+
+
+def load_registry(dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
+    """The scvi-tools registry saved with a model (read from its JSON manifest)."""
+    return decode(_read_manifest(Path(dir_path), prefix or "")["registry"], "registry")
 
 
 def _version(package: str) -> str:
@@ -293,7 +226,7 @@ def check_saved_features(adata: MuData | AnnData, registry: dict) -> None:
     Parameters
     ----------
     adata
-        Data given to :meth:`SafeSaveLoadMixin.load`.
+        Data given to :meth:`mosaicvi.MosaicVI.load`.
     registry
         The registry saved with the model.
     """

@@ -1,16 +1,25 @@
-"""Checks around training and outputs: stale or degenerate data, non-finite loss, interrupts."""
+"""Checks around training and outputs: stale or degenerate data, non-finite loss, interrupts.
+
+- At setup, a fingerprint of the data goes into the registry; training and every output first
+  check that the data was not edited since (the aligned copies in ``obsm`` would be stale).
+- Training refuses batches of a single cell.
+- A non-finite loss stops training with a ``FloatingPointError`` naming the loss term.
+- ``KeyboardInterrupt`` (Ctrl+C, or Jupyter's interrupt) stops training cleanly: the model keeps
+  the weights of its best epoch so far and is usable; the SIGINT handler that Lightning switches
+  off during its shutdown is restored.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scvi import REGISTRY_KEYS
 
 from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
-from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys
 from mosaicvi.model._query_checks import check_query_categories
 from mosaicvi.train._guards import (
@@ -22,142 +31,139 @@ from mosaicvi.train._guards import (
     non_finite_parameters,
 )
 
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+
+    from anndata import AnnData
+    from mudata import MuData
+    from scvi.data import AnnDataManager
+
 logger = logging.getLogger(__name__)
 
 #: Registry entry holding the :func:`source_fingerprint` of the data at setup.
 FINGERPRINT_REGISTRY_KEY = "mosaicvi_source_fingerprint"
 
 
-class SafeTrainingMixin:
-    """Guards for :class:`~mosaicvi.MosaicVI` training and outputs.
+def record_fingerprint(manager: AnnDataManager) -> None:
+    """Store the fingerprint of the manager's data in its registry."""
+    registry = manager.registry
+    registry[FINGERPRINT_REGISTRY_KEY] = source_fingerprint(manager.adata, registry["setup_args"])
 
-    - At setup, a fingerprint of the data goes into the registry; training and every output
-      first check that the data was not edited since (the aligned copies in ``obsm`` would be
-      stale).
-    - Training refuses batches of a single cell.
-    - A non-finite loss stops training with a ``FloatingPointError`` naming the loss term
-      (checked every step on the CPU, every 50 steps on a GPU without stalling it;
-      ``train(check_loss_every_n_steps=1)`` checks every step everywhere).
-    - ``train(checkpoint_dir=...)`` writes ``last.ckpt`` there after every epoch;
-      ``train(ckpt_path=".../last.ckpt")`` resumes from it (epochs, weights, optimiser state).
-    - ``KeyboardInterrupt`` (Ctrl+C, or Jupyter's interrupt) stops training cleanly: the model
-      keeps the weights of its best epoch so far and is usable; the SIGINT handler that Lightning
-      switches off during its shutdown is restored.
+
+def check_data_unchanged(manager: AnnDataManager | None) -> None:
+    """Raise a ValueError naming what changed in the manager's data since its setup."""
+    if manager is None:
+        return
+    saved = manager.registry.get(FINGERPRINT_REGISTRY_KEY)
+    if saved is None:
+        return
+    changes = changes_since_setup(
+        saved, source_fingerprint(manager.adata, manager.registry["setup_args"])
+    )
+    if changes:
+        method = manager.registry.get("setup_method_name", "setup_mudata")
+        raise ValueError(
+            "The data changed after it was set up (" + "; ".join(changes) + "), so the "
+            f"copies the model reads are stale. Run `MosaicVI.{method}(...)` on it again "
+            "(and create the model again if it is the training data), or undo the edit."
+        )
+
+
+def check_new_data_categories(adata: MuData | AnnData, registry: dict) -> None:
+    """Refuse new data with batches or labels the model was not trained with (named clearly).
+
+    scvi-tools transfers the setup of a copy of registered data, and refuses unknown batches or
+    labels with a message that names neither the argument nor the fix.
     """
+    args = registry["setup_args"]
+    keys = obs_keys(
+        args.get("batch_key"), args.get("labels_key"), args.get("categorical_covariate_keys")
+    )
+    check_query_categories(adata.obs, {}, keys, registry)
 
-    @classmethod
-    def register_manager(cls, adata_manager) -> None:
-        """Register the manager, recording a fingerprint of its data in the registry."""
-        registry = adata_manager.registry
-        registry[FINGERPRINT_REGISTRY_KEY] = source_fingerprint(
-            adata_manager.adata, registry["setup_args"]
+
+def check_training_batches(manager: AnnDataManager) -> None:
+    """Refuse batches of a single cell (their batch-specific parameters cannot be learnt)."""
+    codes = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+    sizes = np.bincount(codes.astype(np.int64))
+    single = np.flatnonzero(sizes == 1)
+    if len(single):
+        mapping = manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
+        names = np.asarray(mapping.categorical_mapping)[single][:5].tolist()
+        key = mapping.original_key
+        raise ValueError(
+            f"`batch_key={key!r}`: batches {names} have a single cell, too few to learn their "
+            "batch-specific decoder parameters. Merge them into a related batch or drop "
+            "those cells, then set the data up again."
         )
-        super().register_manager(adata_manager)
 
-    def _check_data_unchanged(self, adata=None) -> None:
-        manager = self.get_anndata_manager(adata if adata is not None else self.adata)
-        if manager is None:
-            return
-        saved = manager.registry.get(FINGERPRINT_REGISTRY_KEY)
-        if saved is None:
-            return
-        changes = changes_since_setup(
-            saved, source_fingerprint(manager.adata, manager.registry["setup_args"])
-        )
-        if changes:
-            method = manager.registry.get("setup_method_name", "setup_mudata")
-            raise ValueError(
-                "The data changed after it was set up (" + "; ".join(changes) + "), so the "
-                f"copies the model reads are stale. Run `MosaicVI.{method}(...)` on it again "
-                "(and create the model again if it is the training data), or undo the edit."
-            )
 
-    def get_anndata_manager(self, adata, required: bool = False):
-        """scvi-tools' lookup, after checking new data's categories against the training ones.
+def guard_callbacks(
+    callbacks: list | None,
+    checkpoint_dir: str | os.PathLike | None,
+    check_loss_every_n_steps: int | None,
+    keeper: BestWeightsKeeper,
+) -> list:
+    """The user's callbacks, the checkpoint writer, the non-finite loss guard and ``keeper``."""
+    callbacks = list(callbacks or [])
+    if checkpoint_dir is not None:
+        callbacks.append(ResumeCheckpoint(checkpoint_dir))
+    return [*callbacks, NonFiniteLossGuard(check_loss_every_n_steps), keeper]
 
-        scvi-tools transfers the setup of a copy of registered data here, and refuses unknown
-        batches or labels with a message that names neither the argument nor the fix.
-        """
-        if adata is not None and self.adata_manager is not None and adata is not self.adata:
-            registry = self.adata_manager.registry
-            args = registry["setup_args"]
-            keys = obs_keys(
-                args.get("batch_key"),
-                args.get("labels_key"),
-                args.get("categorical_covariate_keys"),
-            )
-            check_query_categories(adata.obs, {}, keys, registry)
-        return super().get_anndata_manager(adata, required=required)
 
-    def _validate_anndata(self, adata=None, copy_if_view: bool = True):
-        adata = super()._validate_anndata(adata, copy_if_view)
-        self._check_data_unchanged(adata)
-        return adata
+def guarded_fit(model, fit: Callable[[], Any], keeper: BestWeightsKeeper, lr: float | None):
+    """Run ``fit()``; finish an interrupted fit and diagnose diverged weights.
 
-    def _check_training_batches(self) -> None:
-        codes = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        sizes = np.bincount(codes.astype(np.int64))
-        single = np.flatnonzero(sizes == 1)
-        if len(single):
-            mapping = self.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY)
-            names = np.asarray(mapping.categorical_mapping)[single][:5].tolist()
-            key = mapping.original_key
-            raise ValueError(
-                f"`batch_key={key!r}`: batches {names} have a single cell, too few to learn their "
-                "batch-specific decoder parameters. Merge them into a related batch or drop "
-                "those cells, then set the data up again."
-            )
+    Parameters
+    ----------
+    model
+        The model being trained (its module, history and trained flag are read and set).
+    fit
+        Runs the fit (scvi-tools' ``train`` with ``keeper`` among the callbacks).
+    keeper
+        The :class:`~mosaicvi.train._guards.BestWeightsKeeper` of the fit.
+    lr
+        The learning rate, named in the message about diverged weights.
+    """
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with warnings.catch_warnings():
+            # distributed_train_kwargs replaced scvi-tools' early stopping under DDP.
+            warnings.filterwarnings("ignore", message="early_stopping was automatically")
+            return fit()
+    except SystemExit:
+        if not keeper.interrupted:
+            raise
+        finish_interrupted(model, keeper)
+    except ValueError as error:
+        # NaN weights make torch refuse the posterior's parameters before any loss exists.
+        bad = non_finite_parameters(model.module)
+        if not bad:
+            raise
+        raise NonFiniteLossError(diverged_message(bad, lr)) from error
+    finally:
+        if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
+            signal.signal(signal.SIGINT, sigint)
 
-    def train(self, *args, **kwargs):
-        """Train with the guards above (see :meth:`mosaicvi.MosaicVI.train`)."""
-        self._check_data_unchanged()
-        self._check_training_batches()
-        keeper = BestWeightsKeeper()
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        checkpoint_dir = kwargs.pop("checkpoint_dir", None)
-        if checkpoint_dir is not None:
-            callbacks.append(ResumeCheckpoint(checkpoint_dir))
-        guard = NonFiniteLossGuard(kwargs.pop("check_loss_every_n_steps", None))
-        kwargs["callbacks"] = [*callbacks, guard, keeper]
-        kwargs = distributed_train_kwargs(kwargs)
-        sigint = signal.getsignal(signal.SIGINT)
-        try:
-            with warnings.catch_warnings():
-                # distributed_train_kwargs replaced scvi-tools' early stopping under DDP.
-                warnings.filterwarnings("ignore", message="early_stopping was automatically")
-                return super().train(*args, **kwargs)
-        except SystemExit:
-            if not keeper.interrupted:
-                raise
-            self._finish_interrupted(keeper)
-        except ValueError as error:
-            # NaN weights make torch refuse the posterior's parameters before any loss exists.
-            bad = non_finite_parameters(self.module)
-            if not bad:
-                raise
-            lr = (kwargs.get("plan_kwargs") or {}).get("lr")
-            raise NonFiniteLossError(diverged_message(bad, lr)) from error
-        finally:
-            if sigint is not None and signal.getsignal(signal.SIGINT) is not sigint:
-                signal.signal(signal.SIGINT, sigint)
 
-    def _finish_interrupted(self, keeper: BestWeightsKeeper) -> None:
-        """Make an interrupted model usable: best weights (restored), history, eval mode."""
-        if keeper.best_state is None:
-            warnings.warn(
-                "Training was interrupted before the first epoch ended; the model is untrained.",
-                UserWarning,
-                stacklevel=4,
-            )
-            return
-        history = getattr(getattr(keeper.trainer, "logger", None), "history", None)
-        if isinstance(history, dict):
-            self.history_ = {k: v.copy() for k, v in history.items()}
-        self.module.eval()
-        self.is_trained_ = True
+def finish_interrupted(model, keeper: BestWeightsKeeper) -> None:
+    """Make an interrupted model usable: best weights (restored), history, eval mode."""
+    if keeper.best_state is None:
         warnings.warn(
-            f"Training was interrupted; the model keeps the weights of epoch {keeper.best_epoch}, "
-            "the best so far. Call `train()` again to continue from them.",
+            "Training was interrupted before the first epoch ended; the model is untrained.",
             UserWarning,
             stacklevel=4,
         )
+        return
+    history = getattr(getattr(keeper.trainer, "logger", None), "history", None)
+    if isinstance(history, dict):
+        model.history_ = {k: v.copy() for k, v in history.items()}
+    model.module.eval()
+    model.is_trained_ = True
+    warnings.warn(
+        f"Training was interrupted; the model keeps the weights of epoch {keeper.best_epoch}, "
+        "the best so far. Call `train()` again to continue from them.",
+        UserWarning,
+        stacklevel=4,
+    )
