@@ -32,7 +32,7 @@ def test_registry_names_every_likelihood_and_refuses_unknown_ones():
     assert {"nb", "zinb", "poisson", "bernoulli"} <= set(LIKELIHOODS)
     for name, cls in LIKELIHOODS.items():
         assert issubclass(cls, Likelihood) and get_likelihood(name).name == name
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="use one of"):
         get_likelihood("gamma")
 
 

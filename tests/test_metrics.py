@@ -77,8 +77,9 @@ def test_cross_modal_coherence(trained):
     assert list(table.columns) == ["rna", "atac", "adt"]
     assert table.notna().all().all()
     assert (table.loc["real profiles"] > 0.7).all()
-    # Profiles imputed from another modality alone are recognised by real-profile classifiers.
-    assert table.loc["rna", "adt"] > 0.8 and table.loc["adt", "rna"] > 0.8
+    # Counts drawn from profiles imputed from another modality alone (with the likelihood's
+    # dispersion) are recognised by real-profile classifiers far above chance (3 types: 1/3).
+    assert table.loc["rna", "adt"] > 0.6 and table.loc["adt", "rna"] > 0.6
     shuffled = mosaicvi.metrics.cross_modal_coherence(
         trained, _shuffled(trained), ["rna", "adt"], n_components=10
     )

@@ -218,7 +218,7 @@ def test_make_input_transform():
     assert isinstance(make_input_transform("tfidf", {"idf": idf_for(3)}), TfIdf)
     with pytest.raises(ValueError, match="idf"):
         make_input_transform("tfidf")
-    with pytest.raises(ValueError, match="Unknown input transform"):
+    with pytest.raises(ValueError, match="`input transform` is"):
         make_input_transform("zscore")
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from sklearn.decomposition import TruncatedSVD
 
 from mosaicvi.metrics._views import (
@@ -64,22 +65,32 @@ def imputed_profiles(
     rng: np.random.Generator,
     batch_size: int | None,
 ) -> np.ndarray:
-    """``target`` decoded from ``source`` alone (posterior mean of z), or a draw from it."""
-    values = model.get_normalized_expression(
+    """``target`` decoded from ``source`` alone.
+
+    Expected values at the posterior mean of z, or with ``sample`` counts drawn there from the
+    modality's likelihood (:meth:`~mosaicvi.MosaicVI.posterior_predictive_sample`, seeded from
+    ``rng``).
+    """
+    modalities = None if source == ALL_MODALITIES else [source]
+    if sample:
+        torch.manual_seed(int(rng.integers(2**31)))
+        return model.posterior_predictive_sample(
+            data,
+            indices=cells,
+            modality=target,
+            modalities=modalities,
+            batch_size=batch_size,
+            use_z_mean=True,
+        ).astype(np.float32)
+    return model.get_normalized_expression(
         data,
         indices=cells,
         modality=target,
-        modalities=None if source == ALL_MODALITIES else [source],
-        library_size="median" if sample else None,
+        modalities=modalities,
         use_z_mean=True,
         batch_size=batch_size,
         return_numpy=True,
     )
-    if not sample:
-        return values
-    if model.module.likelihoods[target].binary:
-        return (rng.random(values.shape) < values).astype(np.float32)
-    return rng.poisson(values).astype(np.float32)
 
 
 def cross_modal_coherence(
@@ -133,10 +144,9 @@ def cross_modal_coherence(
     batch_size
         Minibatch size for decoding (default: scvi-tools' setting).
     sample
-        Classify a draw from the decoded distribution (Poisson counts at the median library of
-        the cells that measured ``j``; for ATAC, open/closed peaks drawn with the decoded
-        probabilities at the median number of open peaks), so imputed profiles are as sparse as
-        real ones. ``False``: classify the decoded means themselves; a classifier of sparse real
+        Classify counts drawn from the model (:meth:`~mosaicvi.MosaicVI.posterior_predictive_sample`:
+        the modality's likelihood with its dispersion, at the median library of the cells that
+        measured ``j``), so imputed profiles are as sparse as real ones. ``False``: classify the decoded means themselves; a classifier of sparse real
         profiles often mislabels such smooth profiles wholesale, whatever their quality.
 
     Returns

@@ -12,9 +12,15 @@ import numpy as np
 import torch
 
 from mosaicvi._constants import PRESENCE_KEY
+from mosaicvi.model._checks import encoding_mask
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from anndata import AnnData
+    from mudata import MuData
+
+    from mosaicvi import MosaicVI
 
 
 def masked_presence(loader, keep: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
@@ -81,3 +87,30 @@ def class_probabilities(module, loader) -> np.ndarray:
             for _, outputs in iterate_inference(module, loader)
         ]
     )
+
+
+def cells_loader(
+    model: MosaicVI,
+    adata: MuData | AnnData | None,
+    indices: Sequence[int] | None,
+    batch_size: int | None,
+    modalities: Sequence[str] | None = None,
+    validated: bool = False,
+    **data_loader_kwargs,
+) -> tuple[MuData | AnnData, Iterable[dict[str, torch.Tensor]]]:
+    """``model``'s validated data and a loader over its ``indices``.
+
+    With ``modalities``, the cells are encoded from those modalities only (the presence mask is
+    limited to them). ``validated``: ``adata`` was already validated by the caller.
+    """
+    if not validated:
+        model._check_if_trained(warn=False)
+        adata = model._validate_anndata(adata)
+    loader = model._make_data_loader(
+        adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
+    )
+    if modalities is not None:
+        manager = model.get_anndata_manager(adata, required=True)
+        keep = encoding_mask(manager, indices, modalities, model.modalities)
+        loader = masked_presence(loader, keep)
+    return adata, loader

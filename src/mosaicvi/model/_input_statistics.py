@@ -7,14 +7,23 @@ The decoders' statistics (library reference, initial bias) belong to each likeli
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+import scvi
 import torch
 from sklearn.utils.extmath import randomized_svd
 
+from mosaicvi._constants import modality_registry_key
 from mosaicvi.nn._column_statistics import column_nonzeros, rows_mask
 from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
+from mosaicvi.nn._likelihoods import get_likelihood
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from scvi.data import AnnDataManager
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +140,37 @@ def input_transform_params(
             )
         params["loadings"] = torch.as_tensor(fit_lsi(measured, idf, n_components, seed, rows))
     return params
+
+
+def fitted_statistics(
+    adata_manager: AnnDataManager,
+    likelihoods: Mapping[str, str],
+    input_transforms: Mapping[str, str],
+    presence: np.ndarray,
+    n_lsi_components: int,
+) -> dict[str, dict]:
+    """Every statistic the module is built with, fitted on the cells that measured each modality.
+
+    Returns :class:`~mosaicvi.module.MosaicVAE` keyword arguments: ``n_features``,
+    ``library_reference`` and ``decoder_bias`` (from each modality's likelihood) and
+    ``transform_params`` (its input transform's, :func:`input_transform_params`; seeded by
+    ``scvi.settings.seed``). ``presence`` is the boolean cells x modalities mask, in
+    ``likelihoods``' order.
+    """
+    statistics = {k: {} for k in ("n_features", "library_reference", "decoder_bias")}
+    statistics["transform_params"] = {}
+    for i, m in enumerate(likelihoods):
+        counts = adata_manager.get_from_registry(modality_registry_key(m))
+        measured = presence[:, i]  # a mask: indexing the counts would copy them
+        likelihood = get_likelihood(likelihoods[m])
+        statistics["n_features"][m] = counts.shape[1]
+        statistics["library_reference"][m] = likelihood.library_reference(counts, measured)
+        statistics["decoder_bias"][m] = likelihood.initial_bias(counts, measured)
+        statistics["transform_params"][m] = input_transform_params(
+            input_transforms[m],
+            counts,
+            n_lsi_components,
+            seed=scvi.settings.seed or 0,
+            rows=measured,
+        )
+    return statistics

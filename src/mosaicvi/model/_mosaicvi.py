@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scvi
 import torch
 from scvi.data import AnnDataManager
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
@@ -21,9 +20,8 @@ from mosaicvi._constants import (
     DEFAULT_LIKELIHOOD,
     FEATURE_NAMES_REGISTRY_KEY,
     PRESENCE_KEY,
-    modality_registry_key,
 )
-from mosaicvi.data._anndata_layout import build_anndata_layout, data_feature_names
+from mosaicvi.data._anndata_layout import build_anndata_layout
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model import _checks as checks
 from mosaicvi.model import _inference as inference
@@ -34,16 +32,16 @@ from mosaicvi.model._differential import differential_features
 from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
-from mosaicvi.model._input_statistics import input_transform_params
+from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
 from mosaicvi.model._outputs import feature_embeddings, write_feature_embeddings
-from mosaicvi.model._query_checks import check_same_features
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
 from mosaicvi.model._training import mosaic_train_kwargs
 from mosaicvi.module import MosaicVAE
+from mosaicvi.module._networks import check_module_options
 from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
-from mosaicvi.nn._likelihoods import LIKELIHOODS, get_likelihood
+from mosaicvi.nn._likelihoods import LIKELIHOODS
 from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
 from mosaicvi.train._guards import BestWeightsKeeper
 
@@ -56,6 +54,10 @@ if TYPE_CHECKING:
     from mudata import MuData
 
     from mosaicvi.data import GuidanceGraph
+    from mosaicvi.module._prior_heads import PriorName
+    from mosaicvi.nn._fusion import FusionName
+    from mosaicvi.nn._input_transforms import InputTransformName
+    from mosaicvi.nn._likelihoods import LikelihoodName
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +114,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     closed_feature_fraction
         While training, the fraction of the peaks closed in every cell of a minibatch that enter
         the Bernoulli (ATAC) reconstruction term, each weighted by its inverse, so the term stays
-        an unbiased estimate; peaks open in some cell always enter. Most of a step's time is the
-        ATAC decoder's output: on a 100,000-cell RNA+ATAC mosaic the default 0.1 trained 1.5x
-        as many cells per second as ``1`` (every peak, the exact term), and the SNARE-seq
-        mosaic's scib total did not drop (``benchmarks/README.md``).
-        Outputs always decode every peak.
+        an unbiased estimate; peaks open in some cell always enter. Lower it to train faster on
+        many peaks, ``1`` gives the exact term. Outputs always decode every peak.
     guidance_graph
         A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
         :func:`~mosaicvi.data.guidance_graph` stored one in the MuData (``"guidance"``). ``None``
@@ -132,20 +131,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``graph_kl_weight=``, ``n_graph_positive_edges=`` and ``n_graph_negatives=``.
     fusion
         How the modalities a cell has are combined into ``q(z | x)``: ``"attention"`` (masked
-        gated attention, default), ``"poe"`` (product of Gaussian experts with a prior expert),
-        ``"moe"`` (mixture of experts, stratified sampling, as MMVAE) or ``"mopoe"`` (mixture of
-        products of every subset of experts). Each ignores missing modalities;
-        :meth:`get_attention_weights` returns each modality's weight (attention, precision share
-        or mixture weight).
+        gated attention, default), ``"poe"`` (product of experts with a prior expert), ``"moe"``
+        (mixture of experts, as MMVAE) or ``"mopoe"`` (mixture of products of every subset of
+        experts). Each ignores missing modalities; :meth:`get_attention_weights` gives weights.
     prior
         ``"normal"`` (``N(0, I)``, default), ``"mixture"`` (mmAAVI's mixture prior with
         ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`)
         or ``"modality"`` (modality-specific priors: ``N(0, I)`` for the fused posterior, and each
         modality's unimodal posterior ``q(z | x_m)`` also pulled toward a learnt mixture prior of
         its own, see :class:`~mosaicvi.nn.ModalityPriors`). ``"modality"`` regularises what each
-        modality alone encodes. On the SNARE-seq mosaic (15 epochs, one seed) it lowered the scib
-        total from 0.595 to 0.501 and the cross-modal coherence: prefer the default unless a
-        benchmark on your data says otherwise (``benchmarks/README.md``).
+        modality alone encodes; prefer the default unless a benchmark on your data says
+        otherwise (the docs' benchmark page compares the priors).
     n_clusters
         Clusters of the mixture prior, or of each modality's prior (default: the number of label
         classes when the data was set up with ``unlabeled_category``, else 10).
@@ -166,10 +162,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         warm-up). Replaces the deprecated ``output_discriminator=True``,
         ``output_adversarial_weight=`` and ``train(plan_kwargs=...)``'s
         ``output_discriminator_lr_factor`` and ``n_epochs_output_adversarial_warmup``.
-        On the SNARE-seq mosaic (15 epochs, one seed) it made every measure worse, the realism
-        of imputed profiles included: scib total 0.595 -> 0.507 at weight 0.001 (0.363 at 0.01),
-        imputed ATAC told from real ATAC with AUC 0.98 instead of 0.52
-        (``benchmarks/README.md``). Keep it off unless a benchmark on your data says otherwise.
+        Keep it off unless a benchmark on your data says otherwise (the docs' benchmark page
+        compares it with the default).
     **module_kwargs
         Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``n_attention``).
 
@@ -208,16 +202,16 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_layers_encoder: int = 2,
         n_layers_decoder: int = 2,
         dropout_rate: float = 0.1,
-        likelihoods: Mapping[str, Literal["nb", "zinb", "poisson", "bernoulli"]] | None = None,
-        input_transforms: Mapping[str, str] | None = None,
+        likelihoods: Mapping[str, LikelihoodName] | None = None,
+        input_transforms: Mapping[str, InputTransformName] | None = None,
         n_lsi_components: int = 50,
         batch_discriminator: bool = True,
         modality_dropout: float = 0.2,
         closed_feature_fraction: float = 0.1,
         guidance_graph: GuidanceGraph | str | None = None,
         graph_kwargs: dict | None = None,
-        fusion: Literal["attention", "poe", "moe", "mopoe"] = "attention",
-        prior: Literal["normal", "mixture", "modality"] = "normal",
+        fusion: FusionName = "attention",
+        prior: PriorName = "normal",
         n_clusters: int | None = None,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
@@ -239,23 +233,13 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             input_transforms,
             tuple(INPUT_TRANSFORMS),
         )
-        presence = self.adata_manager.get_from_registry(PRESENCE_KEY)
-        presence = np.asarray(presence, dtype=bool)
-        n_features, transform_params, library_reference, decoder_bias = {}, {}, {}, {}
-        for i, m in enumerate(kinds):
-            counts = self.adata_manager.get_from_registry(modality_registry_key(m))
-            n_features[m] = counts.shape[1]
-            measured = presence[:, i]  # a mask: indexing the counts would copy them
-            likelihood = get_likelihood(chosen[m])
-            library_reference[m] = likelihood.library_reference(counts, measured)
-            decoder_bias[m] = likelihood.initial_bias(counts, measured)
-            transform_params[m] = input_transform_params(
-                transforms[m],
-                counts,
-                n_lsi_components,
-                seed=scvi.settings.seed or 0,
-                rows=measured,
-            )
+        check_module_options(
+            fusion, prior, modality_dropout, closed_feature_fraction, cross_modal_weight
+        )
+        presence = np.asarray(self.adata_manager.get_from_registry(PRESENCE_KEY), dtype=bool)
+        statistics = fitted_statistics(
+            self.adata_manager, chosen, transforms, presence, n_lsi_components
+        )
         graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
         if graph_kwargs.get("weight", "auto") == "auto":
             # Stored resolved, so that a reloaded model keeps it whatever data it is given.
@@ -265,13 +249,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
         self.module = self._module_cls(
             modalities=kinds,
-            n_features=n_features,
+            **statistics,
             n_batch=self.summary_stats.n_batch,
             likelihoods=chosen,
             input_transforms=transforms,
-            library_reference=library_reference,
-            transform_params=transform_params,
-            decoder_bias=decoder_bias,
             n_cats_per_cov=n_cats_per_cov,
             n_latent=n_latent,
             n_hidden=n_hidden,
@@ -446,17 +427,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def _validate_anndata(self, adata=None, copy_if_view: bool = True):
         """Set up new data like the training data (scvi-tools' field transfer cannot), check it."""
         if adata is not None and self.adata_manager is not None:
-            manager = self.get_anndata_manager(adata)
-            if manager is None:
-                registry = self.adata_manager.registry
-                setup = getattr(type(self), registry["setup_method_name"])
-                setup(adata, source_registry=registry, **registry["setup_args"])
-                manager = self._get_most_recent_anndata_manager(adata, required=True)
-                self._register_manager_for_instance(manager)
-            check_same_features(
-                data_feature_names(adata, self.adata_manager.registry["setup_args"]),
-                self.feature_names,
-            )
+            safe.set_up_like_training(self, adata)
         adata = super()._validate_anndata(adata, copy_if_view)
         safe.check_data_unchanged(
             self.get_anndata_manager(adata if adata is not None else self.adata)
@@ -467,27 +438,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         kwargs.setdefault("load_sparse_tensor", True)
         return super()._make_data_loader(*args, **kwargs)
 
-    def _loader(
-        self,
-        adata: MuData | AnnData | None,
-        indices: Sequence[int] | None,
-        batch_size: int | None,
-        modalities: Sequence[str] | None = None,
-        validated: bool = False,
-        **data_loader_kwargs,
-    ):
-        """Validated data, and a loader over its ``indices`` encoding from ``modalities`` only."""
-        if not validated:
-            self._check_if_trained(warn=False)
-            adata = self._validate_anndata(adata)
-        loader = self._make_data_loader(
-            adata=adata, indices=indices, batch_size=batch_size, **data_loader_kwargs
+    def _loader(self, adata, indices, batch_size, modalities=None, validated=False, **kwargs):
+        """Validated data and a loader over its ``indices`` (:func:`~._inference.cells_loader`)."""
+        return inference.cells_loader(
+            self, adata, indices, batch_size, modalities, validated, **kwargs
         )
-        if modalities is not None:
-            manager = self.get_anndata_manager(adata, required=True)
-            keep = checks.encoding_mask(manager, indices, modalities, self.modalities)
-            loader = inference.masked_presence(loader, keep)
-        return adata, loader
 
     def train(
         self,
@@ -965,6 +920,57 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         names = self.feature_names[modality][columns]
         return pd.DataFrame(values, index=adata.obs_names[indices], columns=names)
 
+    def posterior_predictive_sample(
+        self,
+        adata: MuData | AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        modality: str | None = None,
+        n_samples: int = 1,
+        library_size: float | Literal["median"] = "median",
+        feature_list: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        modalities: Sequence[str] | None = None,
+        use_z_mean: bool = False,
+    ) -> np.ndarray:
+        """Counts of ``modality`` drawn from the model for every cell (imputed where missing).
+
+        ``(cells, features)``, or ``(n_samples, cells, features)``: ``z`` from each cell's
+        posterior, then counts from the modality's likelihood (dispersion included) at
+        ``library_size``, in the cell's batch if it measured ``modality``, else in one that did.
+
+        Parameters
+        ----------
+        adata, indices, batch_size, modalities, feature_list, use_z_mean
+            As :meth:`get_normalized_expression`.
+        modality
+            The modality to draw (required).
+        n_samples
+            Draws per cell.
+        library_size
+            Library to decode at: ``"median"`` (a typical measuring cell) or a number.
+        """
+        self._check_if_trained(warn=False)
+        adata = self._validate_anndata(adata)
+        modality = checks.check_modality(modality, self.modalities)
+        measured = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
+        library = checks.decoding_library(self.module, modality, library_size)
+        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
+        indices = sample_indices(adata.n_obs, indices, n_samples, None)
+        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
+        values = normalized_expression(
+            self.module,
+            loader,
+            modality,
+            library,
+            None,
+            measured,
+            columns,
+            n_samples,
+            use_z_mean,
+            True,
+        )
+        return values[0] if n_samples == 1 else values
+
     def differential_features(
         self,
         groupby: str,
@@ -1086,9 +1092,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> dict[str, pd.DataFrame]:
         """Embedding of every feature in the latent space (models with a guidance graph).
 
-        Feature ``f`` of modality ``m`` is decoded from ``z . v_f``, so cells lie in the direction
-        of the features they express or open; linked features of different modalities (a gene
-        and its promoter peaks) get nearby embeddings.
+        Feature ``f`` is decoded from ``z . v_f``: linked features get nearby embeddings.
 
         Parameters
         ----------
@@ -1140,7 +1144,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Examples
         --------
         >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
-        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
         """
         save_model(self, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs)
 
@@ -1155,6 +1158,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> MosaicVI:
         """Load a model saved by :meth:`save`, without unpickling anything.
 
+        A ``ValueError`` refuses a directory without mosaicvi files (a pickled ``model.pt``),
+        weights that are not only tensors, or data with other features (listed).
+
         Parameters
         ----------
         dir_path
@@ -1168,13 +1174,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Device index or ``"auto"``.
         prefix
             Prefix of the file names.
-
-        Raises
-        ------
-        ValueError
-            If the directory holds no mosaicvi model files (a pickled scvi-tools ``model.pt`` is
-            refused), if the weights file holds anything but tensors, or if the data's features
-            differ from the saved ones (the message lists what differs).
 
         Examples
         --------

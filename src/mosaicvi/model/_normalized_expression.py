@@ -44,6 +44,7 @@ def normalized_expression(
     columns: np.ndarray,
     n_samples: int = 1,
     use_z_mean: bool = False,
+    draw: bool = False,
 ) -> np.ndarray:
     """Decoded values ``(n_samples, n_cells, len(columns))`` of ``modality`` for the loader's cells.
 
@@ -68,6 +69,11 @@ def normalized_expression(
         Posterior samples of ``z`` per cell.
     use_z_mean
         Decode the posterior mean (repeated ``n_samples`` times) instead of samples.
+    draw
+        Return counts drawn from the decoded distribution (the likelihood's
+        :meth:`~mosaicvi.nn._likelihoods.Likelihood.sample`, dispersion included) instead of its
+        expected values; a cell decoded into several batches takes its draw from one of them at
+        random.
     """
     chunks = []
     for tensors, inference in iterate_inference(module, loader, n_samples=n_samples):
@@ -76,7 +82,7 @@ def normalized_expression(
             z = z.unsqueeze(0)
         if use_z_mean and n_samples > 1:
             z = z.expand(n_samples, -1, -1)
-        values = decode_samples(module, modality, z, tensors, library, targets, measured)
+        values = decode_samples(module, modality, z, tensors, library, targets, measured, draw)
         chunks.append(values[..., columns].cpu().numpy())
     return np.concatenate(chunks, axis=1)
 
@@ -89,8 +95,12 @@ def decode_samples(
     library: float,
     targets: list[int] | None,
     measured: list[int],
+    draw: bool = False,
 ) -> torch.Tensor:
-    """Decode ``z`` ``(S, n, L)`` into ``targets`` (averaged) or the default batches."""
+    """Decode ``z`` ``(S, n, L)`` into ``targets`` (averaged) or the default batches.
+
+    Expected values, or with ``draw`` new counts (see :func:`normalized_expression`).
+    """
     n_draws, n_cells, _ = z.shape
     device = z.device
     flat = z.reshape(n_draws * n_cells, -1)
@@ -99,20 +109,34 @@ def decode_samples(
     if cat_covs is not None:
         cat_covs = cat_covs.to(device).repeat(n_draws, 1)
     lib = torch.full((flat.shape[0],), float(library), device=device)
+    # posterior means of the feature embeddings (a graph), computed once for every decoding
+    v = None if module.graph_encoder is None else module.graph_encoder().loc
+    likelihood = module.likelihoods[modality]
 
     def decode(rows: torch.Tensor, codes: list[int | None]) -> torch.Tensor:
-        """Rows decoded into each batch of ``codes`` (``None``: their own), averaged."""
-        decoded = [
-            module.decode_normalized(
-                modality,
-                flat[rows],
-                own[rows] if code is None else torch.full_like(own[rows], code),
-                lib[rows],
-                None if cat_covs is None else cat_covs[rows],
-            )
-            for code in codes
-        ]
-        return torch.stack(decoded).mean(0)
+        """``rows`` decoded into each batch of ``codes`` (``None``: their own), averaged.
+
+        Expected values at library ``lib``, never a cell's observed one.
+        """
+        decoded = torch.stack(
+            [
+                (likelihood.sample if draw else likelihood.mean)(
+                    module.decode_modality(
+                        modality,
+                        flat[rows],
+                        own[rows] if code is None else torch.full_like(own[rows], code),
+                        lib[rows],
+                        None if cat_covs is None else cat_covs[rows],
+                        v,
+                    )
+                )
+                for code in codes
+            ]
+        )
+        if not draw:
+            return decoded.mean(0)
+        chosen = torch.randint(len(codes), (len(rows),), device=device)
+        return decoded[chosen, torch.arange(len(rows), device=device)]
 
     if targets is not None:
         return decode(torch.arange(flat.shape[0], device=device), targets).reshape(

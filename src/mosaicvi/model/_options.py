@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+
+from mosaicvi._choices import check_choice
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -18,7 +20,7 @@ def per_modality_choice(
     kinds: Mapping[str, str],
     defaults: Mapping[str, str],
     overrides: Mapping[str, str] | None,
-    allowed: tuple[str, ...],
+    allowed: Iterable[str],
 ) -> dict[str, str]:
     """Per-modality option: the default of each modality's kind, updated from ``overrides``.
 
@@ -30,9 +32,7 @@ def per_modality_choice(
             raise ValueError(
                 f"`{argument}` names {m!r}, not a modality of the model: {list(kinds)}."
             )
-        if value not in allowed:
-            raise ValueError(f"`{argument}[{m!r}]` is {value!r}; use one of {allowed}.")
-        chosen[m] = value
+        chosen[m] = check_choice(f"{argument}[{m!r}]", value, allowed)
     return chosen
 
 

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scvi import REGISTRY_KEYS
 
+from mosaicvi.data._anndata_layout import data_feature_names
 from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
 from mosaicvi.model._fields import obs_keys
-from mosaicvi.model._query_checks import check_query_categories
+from mosaicvi.model._query_checks import check_query_categories, check_same_features
 from mosaicvi.train._guards import (
     BestWeightsKeeper,
     NonFiniteLossError,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from anndata import AnnData
     from mudata import MuData
     from scvi.data import AnnDataManager
+
+    from mosaicvi import MosaicVI
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,23 @@ def check_data_unchanged(manager: AnnDataManager | None) -> None:
             f"copies the model reads are stale. Run `MosaicVI.{method}(...)` on it again "
             "(and create the model again if it is the training data), or undo the edit."
         )
+
+
+def set_up_like_training(model: MosaicVI, adata: MuData | AnnData) -> None:
+    """Set ``adata`` up with ``model``'s setup method and saved registry, unless it already is.
+
+    scvi-tools' generic field transfer cannot build the aligned modality matrices and presence
+    mask. The data's features must be the training features, in the same order.
+    """
+    if model.get_anndata_manager(adata) is None:
+        registry = model.adata_manager.registry
+        setup = getattr(type(model), registry["setup_method_name"])
+        setup(adata, source_registry=registry, **registry["setup_args"])
+        manager = model._get_most_recent_anndata_manager(adata, required=True)
+        model._register_manager_for_instance(manager)
+    check_same_features(
+        data_feature_names(adata, model.adata_manager.registry["setup_args"]), model.feature_names
+    )
 
 
 def check_new_data_categories(adata: MuData | AnnData, registry: dict) -> None:

@@ -11,10 +11,11 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
 from mosaicvi.module._cell_labels import CellLabelsMixin
-from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin, checked_fraction
+from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin
 from mosaicvi.module._elbo import mosaic_loss
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
 from mosaicvi.module._networks import (
+    check_module_options,
     feature_slices,
     make_decoders,
     make_encoders,
@@ -163,12 +164,11 @@ class MosaicVAE(
         output_adversarial_weight: float = 0.001,
     ):
         super().__init__()
-        if cross_modal_weight < 0:
-            raise ValueError(f"`cross_modal_weight` must be >= 0, got {cross_modal_weight}.")
-        if not 0.0 <= modality_dropout < 1.0:
-            raise ValueError(f"`modality_dropout` must be in [0, 1), got {modality_dropout}.")
+        check_module_options(
+            fusion, prior, modality_dropout, closed_feature_fraction, cross_modal_weight
+        )
         self.modality_dropout = modality_dropout
-        self.closed_feature_fraction = checked_fraction(closed_feature_fraction)
+        self.closed_feature_fraction = float(closed_feature_fraction)
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
@@ -365,27 +365,6 @@ class MosaicVAE(
                 columns=None if feature_columns is None else feature_columns.get(m),
             )
         return {MODULE_KEYS.PX_KEY: px, MODULE_KEYS.ROWS_KEY: rows, **outputs}
-
-    def decode_normalized(
-        self,
-        modality: str,
-        z: torch.Tensor,
-        batch_index: torch.Tensor,
-        library: torch.Tensor,
-        cat_covs: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Expected values of ``modality`` for every cell ``z``, decoded into ``batch_index``.
-
-        ``library`` ``(n,)`` is the library to decode at (counts for NB/ZINB, open features for
-        Bernoulli), never a cell's observed one: returns the NB mean ``softmax(logits) * library``,
-        or the accessibility probability at that many open features. With a guidance graph the
-        posterior means of the feature embeddings are used.
-        """
-        v = None if self.graph_encoder is None else self.graph_encoder().loc
-        params = self.decode_modality(
-            modality, z, batch_index.reshape(-1).long(), library, cat_covs, v
-        )
-        return self.likelihoods[modality].mean(params)
 
     def loss(
         self,

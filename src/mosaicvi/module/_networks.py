@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from mosaicvi._choices import check_choice
+from mosaicvi.module._closed_feature_sampling import checked_fraction
+from mosaicvi.module._prior_heads import PRIORS
 from mosaicvi.nn import (
+    FUSIONS,
     GraphEncoder,
     ModalityDecoder,
     ModalityEncoder,
@@ -25,6 +29,23 @@ if TYPE_CHECKING:
     import torch
 
     from mosaicvi.nn._likelihoods import Likelihood
+
+
+def check_module_options(
+    fusion: str,
+    prior: str,
+    modality_dropout: float,
+    closed_feature_fraction: float,
+    cross_modal_weight: float,
+) -> None:
+    """Refuse bad choices and ranges before anything is fitted or built (a clear ValueError)."""
+    check_choice("fusion", fusion, FUSIONS)
+    check_choice("prior", prior, PRIORS)
+    if cross_modal_weight < 0:
+        raise ValueError(f"`cross_modal_weight` must be >= 0, got {cross_modal_weight}.")
+    if not 0.0 <= modality_dropout < 1.0:
+        raise ValueError(f"`modality_dropout` must be in [0, 1), got {modality_dropout}.")
+    checked_fraction(closed_feature_fraction)
 
 
 def feature_slices(

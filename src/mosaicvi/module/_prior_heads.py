@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from torch import nn
 
+from mosaicvi._choices import check_choice
 from mosaicvi.nn import LatentClassifier, MixturePrior, ModalityPriors, StandardNormalPrior
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ def make_prior_heads(
     (:class:`~mosaicvi.nn.ModalityPriors`). ``n_clusters`` defaults to the number of labels, at
     least 10, and may not be below it.
     """
-    if prior not in PRIORS:
-        raise ValueError(f"`prior` is {prior!r}; use one of {list(PRIORS)}.")
+    check_choice("prior", prior, PRIORS)
     if prior in CLUSTERED_PRIORS:
         n_clusters = n_clusters or max(n_labels, 10)
         if n_clusters < n_labels:

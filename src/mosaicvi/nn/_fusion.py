@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mosaicvi._choices import check_choice
 from mosaicvi.nn._mixture_of_experts import MixtureOfExperts
 from mosaicvi.nn._mixture_of_products import MixtureOfProductsOfExperts
 from mosaicvi.nn._posterior import FusedPosterior
@@ -110,9 +111,9 @@ def make_fusion(
     >>> torch.allclose(posterior.modality_weights.sum(1), torch.ones(3))
     True
     """
-    if name not in FUSIONS:
-        raise ValueError(f"`fusion` is {name!r}; use one of {list(FUSIONS)}.")
-    return FUSIONS[name](modalities, n_input, n_latent, n_attention)
+    return FUSIONS[check_choice("fusion", name, FUSIONS)](
+        modalities, n_input, n_latent, n_attention
+    )
 
 
 #: Fusions by name (``MosaicVI(fusion=...)``): ``(modalities, n_input, n_latent, n_attention)``

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mosaicvi._choices import check_choice
 from mosaicvi.nn._sparse import (
     is_sparse,
     row_ids,
@@ -122,9 +123,7 @@ def make_input_transform(name: str, params: Mapping[str, torch.Tensor] | None = 
     and ``"lsi"`` / ``"tfidf_lsi"`` ``params["idf"]`` and ``params["loadings"]`` (both fitted on
     training data).
     """
-    if name not in INPUT_TRANSFORMS:
-        raise ValueError(f"Unknown input transform {name!r}; use one of {list(INPUT_TRANSFORMS)}.")
-    cls, needed = INPUT_TRANSFORMS[name]
+    cls, needed = INPUT_TRANSFORMS[check_choice("input transform", name, INPUT_TRANSFORMS)]
     params = params or {}
     missing = [p for p in needed if p not in params]
     if missing:

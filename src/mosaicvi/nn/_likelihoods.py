@@ -14,7 +14,7 @@ Adding a distribution is one subclass decorated with :func:`register_likelihood`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 
+from mosaicvi._choices import check_choice
 from mosaicvi.nn._column_statistics import column_nonzeros, column_sums, rows_mask
 from mosaicvi.nn._sparse import is_sparse, row_ids, row_nnz, row_sums, to_dense
 
@@ -153,6 +154,9 @@ class Likelihood:
         raise NotImplementedError
 
 
+#: The names of :data:`LIKELIHOODS`, for type hints.
+LikelihoodName = Literal["nb", "zinb", "poisson", "bernoulli"]
+
 #: Registered likelihoods: name -> class.
 LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
@@ -167,11 +171,7 @@ def get_likelihood(likelihood: str | Likelihood) -> Likelihood:
     """The likelihood object registered as ``likelihood`` (objects pass through)."""
     if isinstance(likelihood, Likelihood):
         return likelihood
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(
-            f"Unknown likelihood {likelihood!r}; choose one of {sorted(LIKELIHOODS)}."
-        )
-    return LIKELIHOODS[likelihood]()
+    return LIKELIHOODS[check_choice("likelihood", likelihood, LIKELIHOODS)]()
 
 
 def _softmax_mean(logits: torch.Tensor, library: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,7 @@ class MosaicTrainingPlan(DistributedLoggingMixin, OutputAdversaryPlanMixin, Trai
         Epochs over which the strength ramps up (``0``: full strength from the start).
     eps
         Adam's epsilon. scvi-tools uses 0.01, which damps the updates of every parameter whose
-        gradient is small; on the SNARE-seq mosaic, 1e-6 gave a clearly better latent at the same
-        number of epochs (see ``benchmarks/README.md``).
+        gradient is small; the smaller default lets them move.
     **kwargs
         Passed to :class:`scvi.train.TrainingPlan` (``lr``, ``n_epochs_kl_warmup``, ...).
     """
