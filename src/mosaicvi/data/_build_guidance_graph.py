@@ -9,14 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mosaicvi.data._genomic import (
-    DECAY_POWER,
-    DECAY_SCALE,
-    gene_regions,
-    gene_symbols,
-    link_genes_to_peaks,
-    peak_regions,
-)
+from mosaicvi.data._genomic import gene_regions, gene_symbols
+from mosaicvi.data._intervals import DECAY_POWER, DECAY_SCALE, link_genes_to_peaks, peak_regions
 from mosaicvi.data._mosaic_layout import resolve_kinds
 from mosaicvi.data._protein_names import link_proteins_to_genes, protein_key
 
