@@ -7,6 +7,7 @@ Coordinate conventions (half-open, 0-based starts, chromosome spellings) are tho
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
 import warnings
@@ -28,6 +29,8 @@ from mosaicvi.data._intervals import (
 if TYPE_CHECKING:
     from anndata import AnnData
 
+logger = logging.getLogger(__name__)
+
 #: Columns holding gene symbols / gene ids, in order of preference.
 SYMBOL_COLUMNS = (
     "gene_symbols",
@@ -39,9 +42,24 @@ SYMBOL_COLUMNS = (
 )
 GENE_ID_COLUMNS = ("gene_ids", "gene_id", "ensembl_id", "gene_ensembl_id")
 ENSEMBL_ID_PATTERN = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
-#: The human gene table shipped in ``mosaicvi/data/annotations``.
-BUNDLED_GENES = "hg38_genes_ensembl93.bed.gz"
-BUNDLED_NAMES = ("auto", "grch38", "hg38")
+
+
+class BundledGenes(NamedTuple):
+    """A gene table shipped in ``mosaicvi/data/annotations`` (see the README there)."""
+
+    file: str
+    description: str
+
+
+#: Bundled gene tables by genome name, and the names accepted for them (lower case).
+BUNDLED_GENOMES = {
+    "GRCh38": BundledGenes("hg38_genes_ensembl93.bed.gz", "human GRCh38, Ensembl 93"),
+    "GRCm38": BundledGenes("mm10_genes_ensembl100.bed.gz", "mouse GRCm38/mm10, Ensembl 100"),
+}
+GENOME_ALIASES = {"grch38": "GRCh38", "hg38": "GRCh38", "grcm38": "GRCm38", "mm10": "GRCm38"}
+ACCEPTED_GENOMES = "'GRCh38' (or 'hg38'), 'GRCm38' (or 'mm10')"
+#: ``"auto"`` refuses the best bundled table when it places fewer than this share of the genes.
+AUTO_MIN_MATCHED = 0.1
 
 
 class GeneRegions(NamedTuple):
@@ -86,10 +104,10 @@ def gene_ids(adata: AnnData) -> pd.Series | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def bundled_gene_table() -> pd.DataFrame:
-    """The shipped Ensembl 93 GRCh38 gene table (name, gene_id, chrom, start, end, strand)."""
-    source = resources.files("mosaicvi.data") / "annotations" / BUNDLED_GENES
+@lru_cache(maxsize=len(BUNDLED_GENOMES))
+def bundled_gene_table(genome: str = "GRCh38") -> pd.DataFrame:
+    """A shipped gene table (chrom, start, end, name, score, strand, gene_id, gene_type)."""
+    source = resources.files("mosaicvi.data") / "annotations" / BUNDLED_GENOMES[genome].file
     with resources.as_file(source) as path:
         table = pd.read_csv(
             path,
@@ -99,6 +117,10 @@ def bundled_gene_table() -> pd.DataFrame:
             dtype={"chrom": str, "name": str, "strand": str, "gene_id": str, "gene_type": str},
         )
     return table
+
+
+def _bundled_source(genome: str) -> str:
+    return f"the bundled {genome} gene table ({BUNDLED_GENOMES[genome].description})"
 
 
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:
@@ -177,6 +199,72 @@ def match_genes(adata: AnnData, table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([by_id, by_name]).drop_duplicates().sort_values(["feature", "row"])
 
 
+def _regions_from_var(adata: AnnData, where: str) -> tuple[pd.DataFrame | None, str | None]:
+    """Gene coordinates in ``var`` (chrom/start/end columns, else ``interval``), or None."""
+    regions = regions_from_columns(adata.var, where)
+    source = f"{where}.var chrom/start/end"
+    if regions is None and "interval" in adata.var.columns:
+        regions = parse_regions(adata.var["interval"])
+        regions["strand"] = "."
+        source = f"{where}.var['interval']"
+    if regions is None:
+        return None, None
+    regions["feature"] = np.arange(adata.n_vars)
+    return regions, source
+
+
+def _pick_bundled(adata: AnnData, where: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The bundled table that places the most genes: (table, matched pairs, source)."""
+    found = {}
+    for genome in BUNDLED_GENOMES:
+        table = bundled_gene_table(genome)
+        pairs = match_genes(adata, table)
+        found[genome] = (table, pairs, pairs["feature"].nunique())
+    best = max(found, key=lambda genome: found[genome][2])
+    counts = ", ".join(f"{g} {n} of {adata.n_vars}" for g, (_, _, n) in found.items())
+    if found[best][2] < max(1.0, AUTO_MIN_MATCHED * adata.n_vars):
+        symbols = gene_symbols(adata)
+        raise ValueError(
+            f"`gene_coordinates='auto'`: {where}.var has no chrom/start/end or 'interval' "
+            f"columns, and no bundled gene table matches enough of its genes (genes matched: "
+            f"{counts}; e.g. {symbols[:3].tolist()}). Pass `gene_coordinates=` 'GRCh38' or "
+            "'GRCm38' to use one anyway, a BED file or a DataFrame with chrom/start/end for the "
+            "genome and gene names of this data, or None to skip gene-peak links."
+        )
+    logger.info(
+        "%s: gene coordinates from the bundled %s table (genes matched: %s)", where, best, counts
+    )
+    return found[best][0], found[best][1], _bundled_source(best)
+
+
+def _gene_table(
+    adata: AnnData, gene_coordinates: str | os.PathLike | pd.DataFrame, where: str
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The gene table that ``gene_coordinates`` names: (table, matched pairs, source)."""
+    if isinstance(gene_coordinates, str) and gene_coordinates.lower() == "auto":
+        return _pick_bundled(adata, where)
+    if isinstance(gene_coordinates, pd.DataFrame):
+        table, source = _table_from_frame(gene_coordinates), "the `gene_coordinates` DataFrame"
+    elif isinstance(gene_coordinates, str) and gene_coordinates.lower() in GENOME_ALIASES:
+        genome = GENOME_ALIASES[gene_coordinates.lower()]
+        table, source = bundled_gene_table(genome), _bundled_source(genome)
+    elif isinstance(gene_coordinates, str | os.PathLike):
+        if not os.path.exists(gene_coordinates):
+            raise ValueError(
+                f"`gene_coordinates={os.fspath(gene_coordinates)!r}` is neither 'auto', a bundled "
+                f"genome ({ACCEPTED_GENOMES}) nor an existing BED file; for another assembly pass "
+                "a BED file or a DataFrame with chrom/start/end."
+            )
+        table, source = read_bed(gene_coordinates), f"{os.fspath(gene_coordinates)!r}"
+    else:
+        raise TypeError(
+            f"`gene_coordinates` must be 'auto', a bundled genome ({ACCEPTED_GENOMES}), a path "
+            "to a BED file or a DataFrame with chrom/start/end columns, not "
+            f"{type(gene_coordinates).__name__}."
+        )
+    return table, match_genes(adata, table), source
+
+
 def gene_regions(
     adata: AnnData,
     gene_coordinates: str | os.PathLike | pd.DataFrame,
@@ -187,38 +275,13 @@ def gene_regions(
     Raises
     ------
     ValueError
-        If no gene gets coordinates.
+        If no gene gets coordinates, or ``"auto"`` finds no table that fits.
     """
     regions, source = None, None
     if isinstance(gene_coordinates, str) and gene_coordinates.lower() == "auto":
-        regions = regions_from_columns(adata.var, where)
-        if regions is not None:
-            source = f"{where}.var chrom/start/end"
-        elif "interval" in adata.var.columns:
-            regions = parse_regions(adata.var["interval"])
-            regions["strand"] = "."
-            source = f"{where}.var['interval']"
-        if regions is not None:
-            regions["feature"] = np.arange(adata.n_vars)
+        regions, source = _regions_from_var(adata, where)
     if regions is None:
-        if isinstance(gene_coordinates, pd.DataFrame):
-            table, source = _table_from_frame(gene_coordinates), "the `gene_coordinates` DataFrame"
-        elif isinstance(gene_coordinates, str) and gene_coordinates.lower() in BUNDLED_NAMES:
-            table = bundled_gene_table()
-            source = "the bundled human GRCh38 gene table (Ensembl 93)"
-        elif isinstance(gene_coordinates, str | os.PathLike):
-            if not os.path.exists(gene_coordinates):
-                raise ValueError(
-                    f"`gene_coordinates={os.fspath(gene_coordinates)!r}` is neither 'auto', "
-                    "'GRCh38' nor an existing BED file."
-                )
-            table, source = read_bed(gene_coordinates), f"{os.fspath(gene_coordinates)!r}"
-        else:
-            raise TypeError(
-                "`gene_coordinates` must be 'auto', 'GRCh38', a path to a BED file or a DataFrame "
-                f"with chrom/start/end columns, not {type(gene_coordinates).__name__}."
-            )
-        pairs = match_genes(adata, table)
+        table, pairs, source = _gene_table(adata, gene_coordinates, where)
         if "strand" in table.columns:
             strand = normalise_strand(table["strand"].fillna("."))
         else:
@@ -240,9 +303,9 @@ def gene_regions(
         symbols = gene_symbols(adata)
         raise ValueError(
             f"No gene of {where} got coordinates from {source} (genes e.g. "
-            f"{symbols[:3].tolist()}). Pass `gene_coordinates=` a BED file or a DataFrame with "
-            "chrom/start/end for the genome and gene names of this data (the bundled table is "
-            "human GRCh38 only), or `gene_coordinates=None` to skip gene-peak links."
+            f"{symbols[:3].tolist()}). Pass `gene_coordinates=` the bundled genome of this data "
+            f"({ACCEPTED_GENOMES}), a BED file or a DataFrame with chrom/start/end for the genome "
+            "and gene names of this data, or `gene_coordinates=None` to skip gene-peak links."
         )
     if n_found < 0.5 * adata.n_vars:
         warnings.warn(
