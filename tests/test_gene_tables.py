@@ -37,6 +37,15 @@ def bmmc_multiome() -> mudata.MuData:
     return mudata.MuData({"rna": rna, "atac": atac})
 
 
+def _graph_and_choice(mdata: mudata.MuData, caplog) -> tuple:
+    """``guidance_graph(mdata)`` under "auto", and its one log line naming the table it chose."""
+    with caplog.at_level(logging.INFO, logger=GENOMIC_LOGGER):
+        graph = guidance_graph(mdata, key=None)
+    chosen = [r.getMessage() for r in caplog.records if r.name == GENOMIC_LOGGER]
+    assert len(chosen) == 1
+    return graph, chosen[0]
+
+
 def _gene_peak_links(graph, mdata: mudata.MuData) -> sp.coo_matrix:
     """The RNA x ATAC block of the graph (both modalities in that order)."""
     n_genes = mdata["rna"].n_vars
@@ -61,12 +70,9 @@ def test_bundled_tables(genome, n_genes, chroms, gene, locus):
 
 def test_snareseq_auto_picks_the_mouse_table(snareseq, caplog):
     """Mouse gene symbols, mm10 peaks: "auto" takes GRCm38 and links most genes to peaks."""
-    with caplog.at_level(logging.INFO, logger=GENOMIC_LOGGER):
-        graph = guidance_graph(snareseq, key=None)
-    chosen = [r.getMessage() for r in caplog.records if r.name == GENOMIC_LOGGER]
-    assert len(chosen) == 1
-    assert "bundled GRCm38 table" in chosen[0]
-    assert "GRCm38 1656 of 1677" in chosen[0] and "GRCh38 1 of 1677" in chosen[0]
+    graph, chosen = _graph_and_choice(snareseq, caplog)
+    assert "bundled GRCm38 table" in chosen
+    assert "GRCm38 1656 of 1677" in chosen and "GRCh38 1 of 1677" in chosen
     links = _gene_peak_links(graph, snareseq)
     assert links.nnz > 20_000  # 25,361
     assert len(np.unique(links.row)) > 1600  # 1,652 of 1,677 genes
@@ -89,12 +95,9 @@ def test_mouse_genome_aliases(snareseq):
 
 
 def test_human_data_still_picks_grch38(bmmc_multiome, caplog):
-    with caplog.at_level(logging.INFO, logger=GENOMIC_LOGGER):
-        auto = guidance_graph(bmmc_multiome, key=None)
-    chosen = [r.getMessage() for r in caplog.records if r.name == GENOMIC_LOGGER]
-    assert len(chosen) == 1
-    assert "bundled GRCh38 table" in chosen[0]
-    assert "GRCh38 599 of 600" in chosen[0] and "GRCm38 0 of 600" in chosen[0]
+    auto, chosen = _graph_and_choice(bmmc_multiome, caplog)
+    assert "bundled GRCh38 table" in chosen
+    assert "GRCh38 599 of 600" in chosen and "GRCm38 0 of 600" in chosen
     for name in ("GRCh38", "hg38"):
         named = guidance_graph(bmmc_multiome, gene_coordinates=name, key=None)
         assert (named.weights != auto.weights).nnz == 0
