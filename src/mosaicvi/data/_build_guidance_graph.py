@@ -9,14 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mosaicvi.data._genomic import (
-    DECAY_POWER,
-    DECAY_SCALE,
-    gene_regions,
-    gene_symbols,
-    link_genes_to_peaks,
-    peak_regions,
-)
+from mosaicvi.data._genomic import gene_regions, gene_symbols
+from mosaicvi.data._intervals import DECAY_POWER, DECAY_SCALE, link_genes_to_peaks, peak_regions
 from mosaicvi.data._mosaic_layout import resolve_kinds
 from mosaicvi.data._protein_names import link_proteins_to_genes, protein_key
 
@@ -144,11 +138,14 @@ def guidance_graph(
 
         - ``"auto"``: ``var`` columns ``chrom``/``start``/``end`` (optional ``strand``) of the RNA
           modality, else a Cell Ranger ``var["interval"]`` column (``chr1:100345021-100352949``;
-          no strand, so the promoter window goes on both sides), else the bundled human GRCh38
-          table (Ensembl 93).
-        - ``"GRCh38"``: the bundled human table. Genes match by Ensembl id when ``var_names`` are
-          Ensembl ids or ``var`` has a ``gene_ids`` column (version suffixes ignored), otherwise
-          (and for ids not found) by exact symbol.
+          no strand, so the promoter window goes on both sides), else the bundled table (human
+          or mouse) that matches the most genes, logged with the match counts; an error if even
+          that one places fewer than 10% of the genes.
+        - ``"GRCh38"`` (or ``"hg38"``): the bundled human table (Ensembl 93); ``"GRCm38"`` (or
+          ``"mm10"``): the bundled mouse table (Ensembl 100). Genes match by Ensembl id when
+          ``var_names`` are Ensembl ids or ``var`` has a ``gene_ids`` column (version suffixes
+          ignored), otherwise (and for ids not found) by exact, case-sensitive symbol. Other
+          assemblies (GRCm39, hg19, ...) need a BED file or DataFrame.
         - a path to a BED file (chrom, start, end, name[, score, strand, ids...]); genes match
           by name, or by Ensembl id against the extra columns.
         - a DataFrame with ``chrom``/``start``/``end`` (optional ``strand``), indexed by gene
@@ -209,9 +206,15 @@ def guidance_graph(
     >>> graph.summary()  # doctest: +SKIP
     >>> mdata.varp["guidance"]  # doctest: +SKIP
 
-    SNARE-seq (mouse) with its own gene-peak link matrix:
+    SNARE-seq (mouse gene symbols, mm10 peaks): ``"auto"`` picks the bundled GRCm38 table.
 
     >>> mdata = mosaicvi.data.snareseq()
+    >>> graph = mosaicvi.data.guidance_graph(mdata, key=None)
+    >>> int(graph.summary().loc["rna", "edges_atac"])
+    25361
+
+    The same data with its own gene-peak link matrix instead:
+
     >>> graph = mosaicvi.data.guidance_graph(
     ...     mdata, links={("rna", "atac"): mdata["rna"].varm["gene_region_link"]}
     ... )
