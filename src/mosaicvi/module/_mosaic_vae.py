@@ -371,21 +371,12 @@ class MosaicVAE(
         tensors: dict[str, torch.Tensor],
         inference_outputs: dict,
         generative_outputs: dict,
-        kl_weight: float = 1.0,
-        adversarial_strength: float = 1.0,
-        output_adversarial_scale: float = 1.0,
-        n_importance_samples: int = 1,
-        importance_gradient: str = "dreg",
+        **loss_kwargs,
     ) -> LossOutput:
-        """ELBO with reconstruction masked by presence, plus the optional terms (:func:`~mosaicvi.module._elbo.mosaic_loss`)."""
-        return mosaic_loss(
-            self,
-            tensors,
-            inference_outputs,
-            generative_outputs,
-            kl_weight,
-            adversarial_strength,
-            output_adversarial_scale,
-            n_importance_samples,
-            importance_gradient,
-        )
+        """ELBO with reconstruction masked by presence, plus the optional terms.
+
+        ``loss_kwargs`` (``kl_weight``, ``adversarial_strength``, ``output_adversarial_scale``,
+        ``n_importance_samples``, ``importance_gradient``): see
+        :func:`~mosaicvi.module._elbo.mosaic_loss`.
+        """
+        return mosaic_loss(self, tensors, inference_outputs, generative_outputs, **loss_kwargs)
