@@ -21,8 +21,8 @@ size) with one option changed from the default, and reports:
 - training time (indicative only on a shared CPU).
 
 Rows (``--rows``, default all): ``default``; ``output_discriminator`` (``MosaicVI(...,
-output_discriminator=True)``) and ``output_discriminator_w0.001`` (the same with
-``output_adversarial_weight=0.001``); ``prior_modality`` (``prior="modality"``); ``moe``
+output_discriminator_kwargs={})``, its defaults) and ``output_discriminator_w0.001`` (the same
+with ``{"weight": 0.001}``); ``prior_modality`` (``prior="modality"``); ``moe``
 (``fusion="moe"``, one importance sample); ``moe_iw`` (``fusion="moe"``,
 ``train(..., n_importance_samples=K)``, K from ``--importance-samples``). Each finished row
 replaces the row of the same name and seed in ``snareseq_family_options<tag>.csv`` and the
@@ -44,10 +44,14 @@ EPOCHS = 15
 #: Row name -> (description, MosaicVI keyword arguments, train keyword arguments).
 ROWS = {
     "default": ("default (attention fusion, normal prior)", {}, {}),
-    "output_discriminator": ("output_discriminator=True", {"output_discriminator": True}, {}),
+    "output_discriminator": (
+        "output_discriminator_kwargs={}",
+        {"output_discriminator_kwargs": {}},
+        {},
+    ),
     "output_discriminator_w0.001": (
-        "output_discriminator=True, output_adversarial_weight=0.001",
-        {"output_discriminator": True, "output_adversarial_weight": 0.001},
+        'output_discriminator_kwargs={"weight": 0.001}',
+        {"output_discriminator_kwargs": {"weight": 0.001}},
         {},
     ),
     "prior_modality": ('prior="modality"', {"prior": "modality"}, {}),
