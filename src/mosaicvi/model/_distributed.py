@@ -14,9 +14,11 @@ from typing import Any
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.strategies import DDPStrategy
 
+from mosaicvi._constants import METRIC_KEYS
+
 #: Trainer arguments of scvi-tools' early stopping, and their defaults there.
 _EARLY_STOPPING_DEFAULTS = {
-    "early_stopping_monitor": "elbo_validation",
+    "early_stopping_monitor": METRIC_KEYS.ELBO_VALIDATION,
     "early_stopping_min_delta": 0.0,
     "early_stopping_patience": 45,
     "early_stopping_mode": "min",

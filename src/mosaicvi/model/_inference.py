@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mosaicvi._constants import PRESENCE_KEY
+from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY
 from mosaicvi.model._checks import encoding_mask
 
 if TYPE_CHECKING:
@@ -59,12 +59,12 @@ def latent_representation(
     """
     zs, means, variances = [], [], []
     for _, outputs in iterate_inference(module, loader):
-        qz = outputs["qz"]
+        qz = outputs[MODULE_KEYS.QZ_KEY]
         if return_dist:
             means.append(qz.loc.cpu())
             variances.append(qz.scale.square().cpu())
         else:
-            zs.append((qz.loc if give_mean else outputs["z"]).cpu())
+            zs.append((qz.loc if give_mean else outputs[MODULE_KEYS.Z_KEY]).cpu())
     if return_dist:
         return torch.cat(means).numpy(), torch.cat(variances).numpy()
     return torch.cat(zs).numpy()
@@ -74,7 +74,10 @@ def latent_representation(
 def attention_weights(module, loader) -> np.ndarray:
     """Weight of each modality in each cell's fused posterior ``(n_cells, n_modalities)``."""
     return np.concatenate(
-        [outputs["attention"].cpu().numpy() for _, outputs in iterate_inference(module, loader)]
+        [
+            outputs[MODULE_KEYS.ATTENTION_KEY].cpu().numpy()
+            for _, outputs in iterate_inference(module, loader)
+        ]
     )
 
 
@@ -83,7 +86,9 @@ def class_probabilities(module, loader) -> np.ndarray:
     """Softmax of the module's class (or cluster) logits at each cell's posterior mean."""
     return np.concatenate(
         [
-            torch.softmax(module.class_logits(outputs["qz"].loc), dim=-1).cpu().numpy()
+            torch.softmax(module.class_logits(outputs[MODULE_KEYS.QZ_KEY].loc), dim=-1)
+            .cpu()
+            .numpy()
             for _, outputs in iterate_inference(module, loader)
         ]
     )

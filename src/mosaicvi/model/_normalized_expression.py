@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from scvi import REGISTRY_KEYS
 
+from mosaicvi._constants import MODULE_KEYS
 from mosaicvi.model._inference import iterate_inference
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def normalized_expression(
     """
     chunks = []
     for tensors, inference in iterate_inference(module, loader, n_samples=n_samples):
-        z = inference["qzm"] if use_z_mean else inference["z"]
+        z = inference[MODULE_KEYS.QZM_KEY] if use_z_mean else inference[MODULE_KEYS.Z_KEY]
         if z.dim() == 2:
             z = z.unsqueeze(0)
         if use_z_mean and n_samples > 1:

@@ -6,6 +6,7 @@ import logging
 import math
 from typing import Any
 
+from mosaicvi._constants import METRIC_KEYS
 from mosaicvi.model._options import default_max_epochs
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def mosaic_train_kwargs(
         logger.info("`max_steps` ends the fit within the first epoch: no early stopping.")
         early_stopping = False
     if early_stopping:
-        trainer_kwargs.setdefault("early_stopping_monitor", "elbo_validation")
+        trainer_kwargs.setdefault("early_stopping_monitor", METRIC_KEYS.ELBO_VALIDATION)
         trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
     return {
         "max_epochs": max_epochs,

@@ -26,7 +26,6 @@ class OutputAdversaryMixin:
         tensors: dict[str, torch.Tensor],
         inference_outputs: dict,
         generative_outputs: dict,
-        cross_modal: list | None = None,
     ) -> dict[str, torch.Tensor]:
         """``{"output_discriminator_loss", "output_generator_loss"}``, summed over modalities.
 
@@ -37,12 +36,10 @@ class OutputAdversaryMixin:
         sees the decoded side detached; the generator loss (``-log D``, through the frozen
         discriminator) is scaled by ``output_adversarial_weight * n_features`` per modality, so it
         keeps its balance with the reconstruction (a sum over features) whatever the panel size.
-        ``cross_modal`` may pass precomputed :meth:`cross_modal_decodings`.
         """
-        if cross_modal is None:
-            cross_modal = list(
-                self.cross_modal_decodings(tensors, inference_outputs, generative_outputs)
-            )
+        cross_modal = list(
+            self.cross_modal_decodings(tensors, inference_outputs, generative_outputs)
+        )
         present = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
         zero = present.new_zeros((), dtype=torch.float32)
         d_total, g_total = zero, zero

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from mosaicvi._constants import METRIC_KEYS
+
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
@@ -169,7 +171,9 @@ class BestWeightsKeeper(Callback):
     so the caller can finish the model as trained.
     """
 
-    def __init__(self, monitors: tuple[str, ...] = ("elbo_validation", "elbo_train")):
+    def __init__(
+        self, monitors: tuple[str, ...] = (METRIC_KEYS.ELBO_VALIDATION, METRIC_KEYS.ELBO_TRAIN)
+    ):
         self.monitors = monitors
         self.best_value = math.inf
         self.best_epoch: int | None = None
