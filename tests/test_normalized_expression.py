@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import scvi
+import torch
 
 import mosaicvi
 
@@ -205,3 +206,23 @@ def test_single_anndata_with_feature_types():
     assert (de["pseudocounts"] == 1.0).all()  # ADT prior count
     assert adata.uns["de"]["params"]["groupby"] == "group"
     assert set(adata.uns["de"]["names"].dtype.names) == {"X", "Y"}
+
+
+@pytest.mark.parametrize("modality", ["rna", "atac"])
+def test_posterior_predictive_sample_draws_counts_around_the_decoded_means(trained, modality):
+    model, mdata = trained
+    cells = _cells_of(mdata, ["b1", "b2"])  # RNA-only and ATAC-only: one modality imputed
+    torch.manual_seed(0)
+    draws = model.posterior_predictive_sample(
+        indices=cells, modality=modality, n_samples=200, use_z_mean=True
+    )
+    assert draws.shape == (200, len(cells), mdata[modality].n_vars)
+    assert (draws >= 0).all() and np.array_equal(draws, np.round(draws))
+    if model.module.likelihoods[modality].binary:
+        assert set(np.unique(draws)) <= {0.0, 1.0}
+    expected = model.get_normalized_expression(
+        indices=cells, modality=modality, library_size="median", use_z_mean=True, return_numpy=True
+    )
+    np.testing.assert_allclose(draws.mean(0).mean(0), expected.mean(0), rtol=0.25, atol=0.05)
+    single = model.posterior_predictive_sample(indices=cells[:5], modality=modality)
+    assert single.shape == (5, mdata[modality].n_vars)
