@@ -6,6 +6,7 @@ Everything else in mosaicvi imports scvi-tools' public API only, or goes through
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import TYPE_CHECKING
 
 import mudata
@@ -56,9 +57,41 @@ def mudata_no_pull_on_update() -> Iterator[None]:
             yield
 
 
+#: The logger of scvi-tools' array-like (obsm) fields, which logs how it names the columns.
+_ARRAYLIKE_FIELD_LOGGER = "scvi.data.fields._arraylike_field"
+_COLUMN_NAME_MESSAGES = ("Generating sequential column names", "Using column names from")
+
+
+class _DropColumnNameMessages(logging.Filter):
+    """Drops scvi-tools' INFO lines on how the columns of an obsm field are named."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_COLUMN_NAME_MESSAGES)
+
+
+@contextlib.contextmanager
+def quiet_obsm_column_names() -> Iterator[None]:
+    """Within the block, scvi-tools does not log how it names the columns of obsm fields.
+
+    Registering an obsm field logs "Generating sequential column names" (a NumPy or sparse
+    matrix) or "Using column names from ..." (a DataFrame) at INFO level. For mosaicvi's
+    internal obsm entries (one count matrix per modality and the presence mask) these lines
+    say nothing to the user, so they are dropped; the registry is the same as without the
+    block. Only the record of these messages is dropped, nothing else scvi-tools logs.
+    """
+    logger = logging.getLogger(_ARRAYLIKE_FIELD_LOGGER)
+    drop = _DropColumnNameMessages()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 __all__ = [
     "DifferentialComputation",
     "fdr_de_prediction",
     "mudata_no_pull_on_update",
     "parse_device_args",
+    "quiet_obsm_column_names",
 ]
