@@ -1,4 +1,4 @@
-"""Version-specific code: scvi-tools internals (1.4 and 1.5) and mudata (0.3 and 0.4).
+"""Version-specific code: scvi-tools internals (1.4 and 1.5), mudata (0.3, 0.4), anndata (0.12, 0.13).
 
 Everything else in mosaicvi imports scvi-tools' public API only, or goes through this module.
 """
@@ -15,6 +15,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from anndata import AnnData
 
 try:  # public in scvi-tools 1.4 and 1.5
     from scvi.model.base import DifferentialComputation
@@ -57,6 +59,14 @@ def mudata_no_pull_on_update() -> Iterator[None]:
             yield
 
 
+def layer_names(adata: AnnData) -> list[str]:
+    """The names of the layers of ``adata``, without ``X``.
+
+    anndata 0.13 lists ``X`` among the layers under the key ``None``; earlier versions do not.
+    """
+    return [key for key in adata.layers if key is not None]
+
+
 #: The logger of scvi-tools' array-like (obsm) fields, which logs how it names the columns.
 _ARRAYLIKE_FIELD_LOGGER = "scvi.data.fields._arraylike_field"
 _COLUMN_NAME_MESSAGES = ("Generating sequential column names", "Using column names from")
@@ -91,6 +101,7 @@ def quiet_obsm_column_names() -> Iterator[None]:
 __all__ = [
     "DifferentialComputation",
     "fdr_de_prediction",
+    "layer_names",
     "mudata_no_pull_on_update",
     "parse_device_args",
     "quiet_obsm_column_names",
