@@ -2,6 +2,8 @@
 #
 #   make demo    install, then train MosaicVI on the embedded SNARE-seq data (scripts/demo.py)
 #   make test    install, then run the test suite (pytest)
+#   make test-newest  the same on the newest stack: a second venv (.venv312) with Python 3.12 and
+#                the newest releases pyproject.toml allows, tutorials skipped
 #   make lint    ruff check + ruff format --check
 #   make docs    install the doc extra, build the documentation (warnings are errors)
 #   make clean   remove the virtualenv and caches (results/ is kept)
@@ -15,6 +17,10 @@
 #   DEMO_OUT     output folder of `make demo` (default results/demo)
 #   DEMO_ARGS    extra arguments for scripts/demo.py (e.g. "--max-epochs 20 --seed 1")
 #   PYTEST_ARGS  extra arguments for pytest (e.g. "-x -k setup")
+#   PYTHON       interpreter that creates $(VENV) (default python3; mosaicvi needs >= 3.11)
+#   VENV         the virtualenv folder (default .venv)
+#   PYTHON_NEWEST, VENV_NEWEST, PYTEST_ARGS_NEWEST   the same for `make test-newest` (defaults:
+#                the Python 3.12 that .ci/find-python finds, .venv312, -m "not tutorial")
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -23,6 +29,9 @@ TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= results/demo
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+PYTHON_NEWEST ?=
+VENV_NEWEST ?= .venv312
+PYTEST_ARGS_NEWEST ?= -m "not tutorial"
 
 BIN := $(VENV)/bin
 # The stamp holds the TORCH_SPEC the venv was built with; it is redone when pyproject.toml changes.
@@ -40,7 +49,7 @@ endif
 endif
 endif
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo test test-newest versions lint docs clean
 .DEFAULT_GOAL := install
 
 install: $(STAMP)
@@ -58,9 +67,15 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python scripts/demo.py --out "$(DEMO_OUT)" $(DEMO_ARGS)
 
+# The versions of the stack under test, printed at the start of each test run.
+versions: install
+	@$(BIN)/python -c 'import sys; from importlib.metadata import version; \
+		print("stack in $(VENV):", ", ".join([f"python {sys.version.split()[0]}", *(f"{p} {version(p)}" \
+		for p in ("torch", "scvi-tools", "anndata", "mudata", "pandas", "numpy", "scanpy"))]))'
+
 # pytest exit codes: 0 ok, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
 # 5 no tests collected. An empty run is a failure here, not a pass.
-test: install
+test: install versions
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	case $$rc in \
 		0) ;; \
@@ -72,6 +87,13 @@ test: install
 		*) echo "make test: FAILED - pytest exited with unexpected code $$rc." >&2 ;; \
 	esac; \
 	exit $$rc
+
+# The newest stack in its own venv: Python 3.12 (PYTHON_NEWEST, else found by .ci/find-python)
+# with the newest releases pyproject.toml allows when the venv is built; tutorials skipped.
+test-newest:
+	@py='$(PYTHON_NEWEST)'; if [ -z "$$py" ]; then py=$$(.ci/find-python 3.12) || exit 1; fi; \
+	$(MAKE) --no-print-directory test PYTHON="$$py" VENV='$(VENV_NEWEST)' \
+		PYTEST_ARGS='$(PYTEST_ARGS_NEWEST) $(PYTEST_ARGS)'
 
 lint: install
 	@test -x $(BIN)/ruff || $(BIN)/python -m pip install "ruff>=0.6"
@@ -89,5 +111,5 @@ docs: $(DOC_STAMP)
 	@echo "make docs: open docs/_build/html/index.html"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache lightning_logs docs/_build docs/generated build dist
+	rm -rf $(VENV) $(VENV_NEWEST) .pytest_cache .ruff_cache lightning_logs docs/_build docs/generated build dist
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +

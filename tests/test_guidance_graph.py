@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from importlib import resources
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import mudata
 import numpy as np
 import pandas as pd
@@ -65,9 +67,28 @@ def _parse(region: str) -> tuple[str, int, int]:
     return chrom, int(start), int(end)
 
 
+def read_legacy_h5mu(path: Path, workdir: Path) -> mudata.MuData:
+    """Read an ``.h5mu`` written by muon 0.1 (2020), before modality groups carried an encoding.
+
+    mudata 0.4 reads each ``mod/<name>`` group through anndata's IO registry, keyed on the
+    group's ``encoding-type`` attribute; muon 0.1 wrote none, so anndata reads the group as a
+    plain dict and mudata fails with ``TypeError: cannot create weak reference to 'dict'
+    object`` (mudata 0.3 built the AnnData itself and did not look at the attribute). The
+    groups' contents are already in anndata's 0.1.0 element formats, so a copy with the
+    missing ``anndata`` encoding attributes reads the same with mudata 0.3 and 0.4.
+    """
+    copy = workdir / path.name
+    shutil.copyfile(path, copy)
+    with h5py.File(copy, "r+") as f:
+        for group in f["mod"].values():
+            group.attrs.setdefault("encoding-type", "anndata")
+            group.attrs.setdefault("encoding-version", "0.1.0")
+    return mudata.read_h5mu(copy)
+
+
 @pytest.fixture(scope="module")
-def _muon_base() -> mudata.MuData:
-    return mudata.read_h5mu(MUON_PBMC)
+def _muon_base(tmp_path_factory) -> mudata.MuData:
+    return read_legacy_h5mu(MUON_PBMC, tmp_path_factory.mktemp("muon_pbmc"))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from mosaicvi._compat import layer_names
 from mosaicvi._constants import (
     DEFAULT_LIKELIHOOD,
     KIND_ALIASES,
@@ -172,7 +173,7 @@ def read_counts(adata: AnnData, layer: str | None, where: str) -> sp.csr_matrix:
     else:
         if layer not in adata.layers:
             raise ValueError(
-                f"{where} has no layer {layer!r}; its layers are {list(adata.layers)}. "
+                f"{where} has no layer {layer!r}; its layers are {layer_names(adata)}. "
                 "Pass `layers=None` to use X."
             )
         matrix, source = adata.layers[layer], f"layers[{layer!r}]"

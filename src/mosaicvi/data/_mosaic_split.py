@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import mudata
 
+from mosaicvi._compat import mudata_no_pull_on_update
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -69,7 +71,7 @@ def mosaic_split(
         subset = adata[adata.obs_names.isin(cells)].copy()
         if subset.n_obs:
             mods[name] = subset
-    with mudata.set_options(pull_on_update=False):
+    with mudata_no_pull_on_update():
         mosaic = mudata.MuData(mods)
     obs = mdata.obs.loc[mosaic.obs_names]
     for column in obs.columns:

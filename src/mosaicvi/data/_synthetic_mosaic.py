@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from mosaicvi._compat import mudata_no_pull_on_update
 from mosaicvi.data._datasets import snareseq
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def synthetic_mosaic(
             x = _mix_counts(sp.csr_matrix(paired[name].X), recipe, cells, rng, chunk_size)
             var = paired[name].var.copy()
         mods[name] = ad.AnnData(x, obs=obs.iloc[cells].copy(), var=var)
-    with mudata.set_options(pull_on_update=False):
+    with mudata_no_pull_on_update():
         mdata = mudata.MuData(mods)
     for column in obs.columns:
         mdata.obs[column] = obs.loc[mdata.obs_names, column].to_numpy()

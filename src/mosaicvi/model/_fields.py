@@ -8,6 +8,7 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
 
+from mosaicvi._compat import quiet_obsm_column_names
 from mosaicvi._constants import (
     FEATURE_NAMES_REGISTRY_KEY,
     PRESENCE_KEY,
@@ -107,7 +108,8 @@ def register_layout(
         check_query_categories(data.obs, layout.obs_columns, keys, kwargs["source_registry"])
     undo = layout.write_to(data)
     try:
-        manager.register_fields(data, **kwargs)
+        with quiet_obsm_column_names():
+            manager.register_fields(data, **kwargs)
     except Exception:
         undo()
         raise

@@ -27,7 +27,11 @@ def presence_table(mdata: MuData, groupby: str = "batch") -> pd.DataFrame:
             "measured every modality."
         )
     if groupby not in mdata.obs.columns:
-        hint = [c for c in mdata.obs.columns if c.endswith(f":{groupby}")]
+        # The column may live in the modalities only: mudata >= 0.4 no longer pulls their obs
+        # columns into mdata.obs when a MuData is built (mudata 0.3 did, as "<mod>:<column>").
+        hint = [c for c in mdata.obs.columns if c.endswith(f":{groupby}")] or [
+            m for m, mod in mdata.mod.items() if groupby in mod.obs.columns
+        ]
         fix = (
             f"pull it with mdata.pull_obs({groupby!r}) or run setup_mudata(batch_key={groupby!r})"
             if hint
