@@ -49,3 +49,15 @@ def test_bad_options_fail_before_any_statistic_is_fitted(
     MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
     with pytest.raises(ValueError, match=match):
         MosaicVI(synthetic_mosaic, **option)
+
+
+def test_module_loss_names_the_keywords_the_training_plan_passes():
+    """scvi-tools' TrainingPlan passes ``kl_weight`` (the KL warm-up) only to a ``loss`` whose
+    signature names it; a ``**kwargs`` signature silently trained without the warm-up."""
+    import inspect
+
+    from mosaicvi.module import MosaicVAE
+
+    names = set(inspect.signature(MosaicVAE.loss).parameters)
+    assert {"kl_weight", "adversarial_strength", "n_importance_samples"} <= names
+    assert "loss_kwargs" not in names

@@ -371,12 +371,25 @@ class MosaicVAE(
         tensors: dict[str, torch.Tensor],
         inference_outputs: dict,
         generative_outputs: dict,
-        **loss_kwargs,
+        kl_weight: float = 1.0,
+        adversarial_strength: float = 1.0,
+        output_adversarial_scale: float = 1.0,
+        n_importance_samples: int = 1,
+        importance_gradient: str = "dreg",
     ) -> LossOutput:
         """ELBO with reconstruction masked by presence, plus the optional terms.
 
-        ``loss_kwargs`` (``kl_weight``, ``adversarial_strength``, ``output_adversarial_scale``,
-        ``n_importance_samples``, ``importance_gradient``): see
-        :func:`~mosaicvi.module._elbo.mosaic_loss`.
+        See :func:`~mosaicvi.module._elbo.mosaic_loss`. The keywords are spelt out because
+        scvi-tools' training plan passes ``kl_weight`` only to a ``loss`` that names it.
         """
-        return mosaic_loss(self, tensors, inference_outputs, generative_outputs, **loss_kwargs)
+        return mosaic_loss(
+            self,
+            tensors,
+            inference_outputs,
+            generative_outputs,
+            kl_weight=kl_weight,
+            adversarial_strength=adversarial_strength,
+            output_adversarial_scale=output_adversarial_scale,
+            n_importance_samples=n_importance_samples,
+            importance_gradient=importance_gradient,
+        )
