@@ -34,7 +34,9 @@ For MosaicVI with the graph it also records the graph loss per epoch and how clo
 gene-peak embeddings are compared with random gene-peak pairs, before and after training.
 
 ``--diagnostics`` adds, per row: how well a 15-NN classifier tells RNA-only from ATAC-only codes
-apart (3-fold cross-validated accuracy; 0.5 = mixed), the label transfer within each modality
+apart (3-fold cross-validated accuracy; 0.5 = mixed), the held-out accuracy of an MLP(128, 128)
+probe of the same (``mosaicvi.metrics.modality_mixing_scores``: trained on 80 % of the codes,
+raw and chance-adjusted) and its kNN mixing ratio (1 = mixed as if shuffled), the label transfer within each modality
 (its first three samples -> its other three) and the mean latent norm and spread per modality.
 
 Writes ``snareseq_diagonal<tag>.md`` / ``.csv`` and, for MosaicVI + graph,
@@ -57,7 +59,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import mosaicvi
-from mosaicvi.metrics import foscttm, knn_label_transfer
+from mosaicvi.metrics import foscttm, knn_label_transfer, modality_mixing_scores
 
 EPOCHS = 40
 LABEL = "cell_type_coarse"
@@ -199,6 +201,10 @@ def diagnostics(z: np.ndarray, is_rna: np.ndarray, labels, batch) -> dict[str, f
     """Modality separability, within-modality transfer and latent spread (``--diagnostics``)."""
     knn = KNeighborsClassifier(15)
     result = {"modality kNN acc (0.5 = mixed)": cross_val_score(knn, z, is_rna, cv=3).mean()}
+    mixing = modality_mixing_scores(z, np.where(is_rna, "rna", "atac"))
+    result["modality probe acc. (MLP)"] = mixing["probe_accuracy"]
+    result["probe, chance-adjusted"] = mixing["probe_chance_adjusted"]
+    result["kNN mixing ratio"] = mixing["knn_mixing_ratio"]
     for name, cells in (("RNA", is_rna), ("ATAC", ~is_rna)):
         first = np.isin(batch, sorted(set(batch[cells]))[:3])
         result[f"{name} within-modality transfer"] = knn_label_transfer(
