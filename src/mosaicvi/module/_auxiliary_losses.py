@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import MODULE_KEYS, modality_registry_key
+from mosaicvi.module._batch_adversary import adversary_strength, discriminator_classes
 from mosaicvi.nn._sparse import gather_rows
 
 if TYPE_CHECKING:
@@ -89,9 +90,10 @@ class AuxiliaryLossesMixin:
         cells' cross-entropy (``classification_loss``); ``cross_modal_weight`` times the
         cross-modal NLL (``cross_modal_loss``); in training mode, the output discriminators' loss
         plus ``output_adversarial_scale`` times their generator term
-        (``output_discriminator_loss``, ``output_generator_loss``); the batch discriminator's
-        cross-entropy on ``z`` behind a gradient reversal of ``adversarial_strength``
-        (``discriminator_loss``); ``graph_loss_weight * n_features`` times the guidance graph's
+        (``output_discriminator_loss``, ``output_generator_loss``); the latent discriminator's
+        cross-entropy (on the batch or the modality set, ``discriminator_target``) on ``z``
+        behind a gradient reversal of ``adversarial_strength``, per cell times
+        ``adversary_feature_scale`` times its features when that is set (``discriminator_loss``); ``graph_loss_weight * n_features`` times the guidance graph's
         NLL and ``graph_kl_weight`` times the KL of ``q(V)`` (``graph_nll``, ``graph_kl``).
         """
         qz = inference_outputs[MODULE_KEYS.QZ_KEY]
@@ -113,9 +115,20 @@ class AuxiliaryLossesMixin:
             total = total + output_adversarial_scale * adversarial["output_generator_loss"]
             metrics.update(adversarial)
         if self.discriminator is not None:
-            batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
-            logits = self.discriminator(qz.loc, adversarial_strength)
-            discriminator_loss = F.cross_entropy(logits, batch_index)
+            present = inference_outputs[MODULE_KEYS.PRESENCE_KEY]
+            classes = discriminator_classes(
+                self.discriminator_target,
+                tensors[REGISTRY_KEYS.BATCH_KEY],
+                present,
+            )
+            strength = adversary_strength(
+                adversarial_strength,
+                self.adversary_feature_scale,
+                present,
+                [stop - start for start, stop in self.feature_slices.values()],
+            )
+            logits = self.discriminator(qz.loc, strength)
+            discriminator_loss = F.cross_entropy(logits, classes)
             total = total + discriminator_loss
             metrics["discriminator_loss"] = discriminator_loss
         if self.graph_encoder is not None:

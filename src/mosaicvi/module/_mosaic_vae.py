@@ -10,6 +10,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
 from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY, modality_registry_key
 from mosaicvi.module._auxiliary_losses import AuxiliaryLossesMixin
+from mosaicvi.module._batch_adversary import make_latent_discriminator
 from mosaicvi.module._cell_labels import CellLabelsMixin
 from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin
 from mosaicvi.module._elbo import mosaic_loss
@@ -24,7 +25,7 @@ from mosaicvi.module._networks import (
 )
 from mosaicvi.module._output_adversary import OutputAdversaryMixin
 from mosaicvi.module._prior_heads import make_prior_heads
-from mosaicvi.nn import BatchDiscriminator, make_fusion
+from mosaicvi.nn import make_fusion
 from mosaicvi.nn._likelihoods import get_likelihood
 
 if TYPE_CHECKING:
@@ -88,6 +89,13 @@ class MosaicVAE(
         Width of the attention scorer.
     batch_discriminator
         Whether to train the batch discriminator (ignored with a single batch).
+    discriminator_target
+        What that discriminator predicts from ``z``: ``"batch"`` or ``"modality_set"`` (which
+        modalities the cell measured).
+    adversary_feature_scale
+        ``None``: the reversed gradient has the training plan's strength for every cell; a number
+        ``f``: each cell's strength is multiplied by ``f`` times the number of features of its
+        measured modalities (:func:`~mosaicvi.module._batch_adversary.adversary_strength`).
     modality_dropout
         While training, the probability of hiding each measured modality of a multi-modality cell
         from the encoders (at least one stays); hidden modalities are still reconstructed.
@@ -146,6 +154,8 @@ class MosaicVAE(
         dropout_rate: float = 0.1,
         n_attention: int = 128,
         batch_discriminator: bool = True,
+        discriminator_target: str = "batch",
+        adversary_feature_scale: float | None = None,
         modality_dropout: float = 0.2,
         closed_feature_fraction: float = 0.1,
         guidance_graph: sp.spmatrix | sp.sparray | None = None,
@@ -213,10 +223,15 @@ class MosaicVAE(
             dropout_rate,
             graph_weight if self.graph_encoder is not None else 0.0,
         )
-        self.discriminator = (
-            BatchDiscriminator(n_latent, n_batch, dropout_rate=dropout_rate)
-            if batch_discriminator and n_batch > 1
-            else None
+        self.discriminator_target = discriminator_target
+        self.adversary_feature_scale = adversary_feature_scale
+        self.discriminator = make_latent_discriminator(
+            batch_discriminator,
+            discriminator_target,
+            n_latent,
+            n_batch,
+            len(self.modality_names),
+            dropout_rate,
         )
         self.output_adversarial_weight = output_adversarial_weight
         self.output_discriminators = (

@@ -1,0 +1,59 @@
+"""The latent adversary's options: what its discriminator predicts and how hard it pushes."""
+
+from __future__ import annotations
+
+import torch
+
+from mosaicvi.nn import BatchDiscriminator
+
+#: What the latent discriminator predicts: the cell's batch, or its modality set (which
+#: modalities it measured, one class per non-empty subset of the modalities).
+DISCRIMINATOR_TARGETS = ("batch", "modality_set")
+
+
+def make_latent_discriminator(
+    enabled: bool,
+    target: str,
+    n_latent: int,
+    n_batch: int,
+    n_modalities: int,
+    dropout_rate: float,
+) -> BatchDiscriminator | None:
+    """The discriminator on ``z``: ``None`` when off or when its target has a single class."""
+    if target not in DISCRIMINATOR_TARGETS:
+        raise ValueError(
+            f"`discriminator_target` must be one of {list(DISCRIMINATOR_TARGETS)}, not {target!r}."
+        )
+    n_classes = n_batch if target == "batch" else 2**n_modalities - 1
+    if not enabled or n_classes < 2:
+        return None
+    return BatchDiscriminator(n_latent, n_classes, dropout_rate=dropout_rate)
+
+
+def discriminator_classes(
+    target: str, batch_index: torch.Tensor, present: torch.Tensor
+) -> torch.Tensor:
+    """Class of each cell: its batch, or its modality set as ``sum_i 2**i [measured i] - 1``."""
+    if target == "batch":
+        return batch_index.reshape(-1).long()
+    bits = 2 ** torch.arange(present.shape[1], device=present.device)
+    return (present.long() * bits).sum(1) - 1
+
+
+def adversary_strength(
+    strength: float,
+    feature_scale: float | None,
+    present: torch.Tensor,
+    n_features: list[int],
+) -> float | torch.Tensor:
+    """Reversed-gradient strength: ``strength``, or per cell ``strength * feature_scale * F``.
+
+    ``F`` is the number of features the cell's reconstruction sums over (those of the
+    modalities it measured), so the push towards hiding the target grows with the reconstruction
+    term it competes with (GLUE normalises each modality's NLL per feature instead, which is the
+    same ratio for a single-modality cell).
+    """
+    if feature_scale is None:
+        return strength
+    sizes = torch.tensor(n_features, dtype=torch.float32, device=present.device)
+    return (strength * feature_scale * (present.float() @ sizes)).unsqueeze(1)

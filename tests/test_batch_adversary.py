@@ -1,0 +1,59 @@
+"""The latent adversary's options: modality-set target and per-feature strength."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mosaicvi
+from mosaicvi.module._batch_adversary import (
+    adversary_strength,
+    discriminator_classes,
+    make_latent_discriminator,
+)
+
+PRESENT = torch.tensor([[True, False], [False, True], [True, True]])
+
+
+def test_modality_set_classes_and_batch_classes():
+    batch = torch.tensor([[2], [0], [1]])
+    assert discriminator_classes("modality_set", batch, PRESENT).tolist() == [0, 1, 2]
+    assert discriminator_classes("batch", batch, PRESENT).tolist() == [2, 0, 1]
+
+
+def test_strength_per_feature():
+    assert adversary_strength(5.0, None, PRESENT, [10, 100]) == 5.0
+    scaled = adversary_strength(5.0, 0.01, PRESENT, [10, 100])
+    assert scaled.shape == (3, 1)
+    assert scaled.ravel().tolist() == pytest.approx([0.5, 5.0, 5.5])
+
+
+def test_discriminator_size_and_bad_target():
+    assert make_latent_discriminator(True, "batch", 4, 1, 2, 0.1) is None
+    assert make_latent_discriminator(True, "modality_set", 4, 1, 2, 0.1).output.out_features == 3
+    assert make_latent_discriminator(False, "batch", 4, 3, 2, 0.1) is None
+    with pytest.raises(ValueError, match="discriminator_target"):
+        make_latent_discriminator(True, "sample", 4, 3, 2, 0.1)
+
+
+def test_per_cell_strength_reverses_each_cells_gradient():
+    from mosaicvi.nn._discriminator import reverse_gradient
+
+    z = torch.ones(3, 2, requires_grad=True)
+    reverse_gradient(z, torch.tensor([[1.0], [2.0], [0.0]])).sum().backward()
+    assert z.grad[:, 0].tolist() == [-1.0, -2.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "options", [{"discriminator_target": "modality_set"}, {"adversary_feature_scale": 0.001}]
+)
+def test_model_trains_and_reloads_with_the_options(
+    synthetic_mosaic, train_quick, tmp_path, options
+):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = train_quick(mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=32, **options))
+    assert "discriminator_loss_train" in model.history
+    model.save(tmp_path / "model")
+    loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
+    for name, value in options.items():
+        assert getattr(loaded.module, name) == value
