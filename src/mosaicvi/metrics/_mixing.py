@@ -177,9 +177,10 @@ def modality_mixing(
     """How well cells that measured different modalities mix in the latent space.
 
     An alignment check for data without known pairs (for paired data, see :func:`foscttm` and
-    :func:`knn_label_transfer`; for embeddings of other methods, :func:`modality_mixing_scores`). Each cell's *modality set* is the modalities it measured,
-    from the model's presence mask (``"rna"``, ``"atac"``, ``"rna+atac"``). On the latent codes
-    (posterior means from every modality a cell has) two scores are computed:
+    :func:`knn_label_transfer`; for embeddings of other methods, :func:`modality_mixing_scores`).
+    Each cell's *modality set* is the modalities it measured, from the model's presence mask
+    (``"rna"``, ``"atac"``, ``"rna+atac"``). On the latent codes (posterior means from every
+    modality a cell has) two scores are computed:
 
     - **probe**: an MLP classifier (standardised codes, hidden layers ``hidden_layer_sizes``)
       trained on a stratified ``1 - test_fraction`` of the cells predicts the modality set of the

@@ -93,8 +93,9 @@ class AuxiliaryLossesMixin:
         (``output_discriminator_loss``, ``output_generator_loss``); the latent discriminator's
         cross-entropy (on the batch or the modality set, ``discriminator_target``) on ``z``
         behind a gradient reversal of ``adversarial_strength``, per cell times
-        ``adversary_feature_scale`` times its features when that is set (``discriminator_loss``); ``graph_loss_weight * n_features`` times the guidance graph's
-        NLL and ``graph_kl_weight`` times the KL of ``q(V)`` (``graph_nll``, ``graph_kl``).
+        ``adversary_feature_scale`` times its features when that is set (``discriminator_loss``);
+        ``graph_loss_weight * n_features`` times the guidance graph's NLL and ``graph_kl_weight``
+        times the KL of ``q(V)`` (``graph_nll``, ``graph_kl``).
         """
         qz = inference_outputs[MODULE_KEYS.QZ_KEY]
         total = qz.loc.new_zeros(())
