@@ -57,11 +57,9 @@ class MosaicVAE(
     weight. ``inference`` returns these samples (``"z_strata"``), the cell of each
     (``"cell_index"``) and its weight (``"sample_weight"``); ``generative`` decodes them.
 
-    With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` gives every feature an embedding
-    ``v_f`` in the latent space, the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``)
-    and the loss gains the graph's negative-sampling NLL and the KL of ``q(V)``: features linked
-    across modalities are decoded from nearby directions of ``z``, which is what places cells
-    measured with different modalities in one space.
+    With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` embeds every feature (``v_f``),
+    the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``) and the loss gains the
+    graph's negative-sampling NLL and the KL of ``q(V)``.
 
     Parameters
     ----------
@@ -85,17 +83,14 @@ class MosaicVAE(
         Number of categories of each extra categorical covariate (decoder input).
     n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
         Sizes and dropout of the networks, as :class:`~mosaicvi.MosaicVI` documents them.
-    n_attention
-        Width of the attention scorer.
-    batch_discriminator
-        Whether to train the batch discriminator (ignored with a single batch).
+    n_attention, batch_discriminator
+        Width of the attention scorer; whether to train the batch discriminator (not with 1 batch).
     discriminator_target
         What that discriminator predicts from ``z``: ``"batch"`` or ``"modality_set"`` (which
         modalities the cell measured).
     adversary_feature_scale
-        ``None``: the reversed gradient has the training plan's strength for every cell; a number
-        ``f``: each cell's strength is multiplied by ``f`` times the number of features of its
-        measured modalities (:func:`~mosaicvi.module._batch_adversary.adversary_strength`).
+        ``None``: the plan's adversary strength for every cell; ``f``: each cell's strength times
+        ``f`` x its measured features (:func:`~mosaicvi.module._batch_adversary.adversary_strength`).
     modality_dropout
         While training, the probability of hiding each measured modality of a multi-modality cell
         from the encoders (at least one stays); hidden modalities are still reconstructed.
@@ -120,8 +115,7 @@ class MosaicVAE(
     n_clusters
         Components of the mixture prior, or of each modality's prior (at least ``n_labels``).
     n_labels
-        Number of label classes for semi-supervised training (0: no labels). Codes
-        ``0 .. n_labels - 1`` are classes; any other code marks an unlabelled cell.
+        Label classes for semi-supervised training (0: none); other codes mark unlabelled cells.
     classification_weight
         Weight of the labelled cells' cross-entropy (mean over the labelled cells of a minibatch).
     cross_modal_weight
@@ -392,11 +386,7 @@ class MosaicVAE(
         n_importance_samples: int = 1,
         importance_gradient: str = "dreg",
     ) -> LossOutput:
-        """ELBO with reconstruction masked by presence, plus the optional terms.
-
-        See :func:`~mosaicvi.module._elbo.mosaic_loss`. The keywords are spelt out because
-        scvi-tools' training plan passes ``kl_weight`` only to a ``loss`` that names it.
-        """
+        """The loss, :func:`~mosaicvi.module._elbo.mosaic_loss` (the plan needs named keywords)."""
         return mosaic_loss(
             self,
             tensors,
