@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from mosaicvi._choices import check_choice
 from mosaicvi.nn import BatchDiscriminator
 
 #: What the latent discriminator predicts: the cell's batch, or its modality set (which
@@ -20,10 +21,7 @@ def make_latent_discriminator(
     dropout_rate: float,
 ) -> BatchDiscriminator | None:
     """The discriminator on ``z``: ``None`` when off or when its target has a single class."""
-    if target not in DISCRIMINATOR_TARGETS:
-        raise ValueError(
-            f"`discriminator_target` must be one of {list(DISCRIMINATOR_TARGETS)}, not {target!r}."
-        )
+    check_choice("discriminator_target", target, DISCRIMINATOR_TARGETS)
     n_classes = n_batch if target == "batch" else 2**n_modalities - 1
     if not enabled or n_classes < 2:
         return None
