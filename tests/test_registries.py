@@ -37,6 +37,7 @@ def test_type_hints_name_exactly_the_registered_choices(hint, registry):
         ({"modality_dropout": 1.5}, "modality_dropout"),
         ({"closed_feature_fraction": 0.0}, "closed_feature_fraction"),
         ({"cross_modal_weight": -1.0}, "cross_modal_weight"),
+        ({"guidance_graph": "no_such_graph"}, "no_such_graph"),
     ],
 )
 def test_bad_options_fail_before_any_statistic_is_fitted(

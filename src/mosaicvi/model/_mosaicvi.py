@@ -236,11 +236,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         check_module_options(
             fusion, prior, modality_dropout, closed_feature_fraction, cross_modal_weight
         )
+        graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
         presence = np.asarray(self.adata_manager.get_from_registry(PRESENCE_KEY), dtype=bool)
         statistics = fitted_statistics(
             self.adata_manager, chosen, transforms, presence, n_lsi_components
         )
-        graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
         if graph_kwargs.get("weight", "auto") == "auto":
             # Stored resolved, so that a reloaded model keeps it whatever data it is given.
             graph_kwargs["weight"] = default_graph_weight(presence)

@@ -114,30 +114,22 @@ def decode_samples(
     v = None if module.graph_encoder is None else module.graph_encoder().loc
     likelihood = module.likelihoods[modality]
 
+    def decode_into(rows: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Likelihood parameters of ``rows`` in ``batch``, at ``lib`` (never the observed one)."""
+        cells_covs = None if cat_covs is None else cat_covs[rows]
+        return module.decode_modality(modality, flat[rows], batch, lib[rows], cells_covs, v)
+
     def decode(rows: torch.Tensor, codes: list[int | None]) -> torch.Tensor:
         """``rows`` decoded into each batch of ``codes`` (``None``: their own), averaged.
 
-        Expected values at library ``lib``, never a cell's observed one.
+        With ``draw``: counts drawn in one batch of ``codes`` per row, chosen at random.
         """
-        decoded = torch.stack(
-            [
-                (likelihood.sample if draw else likelihood.mean)(
-                    module.decode_modality(
-                        modality,
-                        flat[rows],
-                        own[rows] if code is None else torch.full_like(own[rows], code),
-                        lib[rows],
-                        None if cat_covs is None else cat_covs[rows],
-                        v,
-                    )
-                )
-                for code in codes
-            ]
-        )
-        if not draw:
-            return decoded.mean(0)
-        chosen = torch.randint(len(codes), (len(rows),), device=device)
-        return decoded[chosen, torch.arange(len(rows), device=device)]
+        batches = [own[rows] if c is None else torch.full_like(own[rows], c) for c in codes]
+        if draw:
+            pick = torch.randint(len(codes), (len(rows),), device=device)
+            chosen = torch.stack(batches)[pick, torch.arange(len(rows), device=device)]
+            return likelihood.sample(decode_into(rows, chosen))
+        return torch.stack([likelihood.mean(decode_into(rows, b)) for b in batches]).mean(0)
 
     if targets is not None:
         return decode(torch.arange(flat.shape[0], device=device), targets).reshape(
