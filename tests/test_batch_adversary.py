@@ -57,3 +57,30 @@ def test_model_trains_and_reloads_with_the_options(
     loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
     for name, value in options.items():
         assert getattr(loaded.module, name) == value
+
+
+def test_default_adversary_is_feature_scaled_stored_and_logged(
+    synthetic_mosaic, train_quick, tmp_path, caplog
+):
+    from mosaicvi.model._options import ADVERSARY_FEATURE_SCALE
+
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
+        model = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=32)
+    lines = [r.message for r in caplog.records if "alignment" in r.message]
+    assert len(lines) == 1 and f"x {ADVERSARY_FEATURE_SCALE} x measured features" in lines[0]
+    assert model.module.adversary_feature_scale == ADVERSARY_FEATURE_SCALE
+    assert model.init_params_["kwargs"]["module_kwargs"]["adversary_feature_scale"] == (
+        ADVERSARY_FEATURE_SCALE
+    )
+    train_quick(model).save(tmp_path / "model")
+    loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
+    assert loaded.module.adversary_feature_scale == ADVERSARY_FEATURE_SCALE
+
+
+def test_model_saved_before_the_feature_scaled_default_keeps_its_adversary():
+    from mosaicvi.model._options import upgrade_init_params
+
+    assert upgrade_init_params({"n_latent": 4})["adversary_feature_scale"] is None
+    kept = upgrade_init_params({"adversary_feature_scale": 0.001})
+    assert kept["adversary_feature_scale"] == 0.001

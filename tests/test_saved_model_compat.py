@@ -77,3 +77,5 @@ def test_old_init_params_load_without_deprecation_warnings():
     assert model.init_params_["non_kwargs"]["graph_kwargs"] == {"weight": 0.9}
     assert model.init_params_["non_kwargs"]["output_discriminator_kwargs"] is None
     assert {d.graph_weight for d in model.module.decoders.values()} == {0.9}
+    # Saved before the latent adversary was feature-scaled: it keeps one strength for all cells.
+    assert model.module.adversary_feature_scale is None

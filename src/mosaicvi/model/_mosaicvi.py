@@ -31,7 +31,7 @@ from mosaicvi.model import _safe_training as safe
 from mosaicvi.model._differential import differential_features
 from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
-from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+from mosaicvi.model._guidance import resolve_guidance_graph
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
@@ -241,9 +241,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         statistics = fitted_statistics(
             self.adata_manager, chosen, transforms, presence, n_lsi_components
         )
-        if graph_kwargs.get("weight", "auto") == "auto":
-            # Stored resolved, so that a reloaded model keeps it whatever data it is given.
-            graph_kwargs["weight"] = default_graph_weight(presence)
+        n_features = {m: len(names) for m, names in self.feature_names.items()}
+        alignment = options.resolve_alignment(
+            module_kwargs, graph_kwargs, presence, n_features, graph is not None
+        )
+        logger.info("MosaicVI alignment (stored with the model): %s.", alignment)
         self._plan_kwargs = options.plan_options(output_discriminator_kwargs)
         cat_state = self.adata_manager.get_state_registry("extra_categorical_covs")
         n_cats_per_cov = list(cat_state.n_cats_per_key) if "n_cats_per_key" in cat_state else None
@@ -273,16 +275,13 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             **options.module_options(graph_kwargs, output_discriminator_kwargs),
             **module_kwargs,
         )
-        graph_summary = (
-            f"guidance graph with {graph.nnz - graph.shape[0]} links, "
-            f"decoder weight {graph_kwargs['weight']}"
-            if graph is not None
-            else "no guidance graph"
+        links = (
+            "no guidance graph" if graph is None else f"{graph.nnz - graph.shape[0]} graph links"
         )
         self._model_summary_string = (
             f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
             f"{self.summary_stats.n_batch} batches; n_latent {n_latent}; "
-            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {graph_summary}; "
+            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {links}; {alignment}; "
             f"fusion {fusion}, prior {prior}"
             + (f", {len(self.label_classes)} label classes." if self.label_classes else ".")
         )

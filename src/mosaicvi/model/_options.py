@@ -36,6 +36,14 @@ def per_modality_choice(
     return chosen
 
 
+#: ``f`` of the latent adversary's per-cell strength, ``adversarial_strength * f * F`` for a cell
+#: whose measured modalities have ``F`` features in all: the push to hide the batch grows with
+#: the reconstruction sum it competes with (GLUE's per-feature scaling, at a gentler ratio).
+ADVERSARY_FEATURE_SCALE = 0.0005
+#: Module keywords a model resolves at creation and saves; a model saved before one existed is
+#: loaded with the value it then had (its old behaviour), not today's default.
+LEGACY_RESOLVED_OPTIONS = {"adversary_feature_scale": None}
+
 #: Keys of ``graph_kwargs`` -> the :class:`~mosaicvi.module.MosaicVAE` keyword each sets.
 GRAPH_OPTIONS = {
     "weight": "graph_weight",
@@ -151,7 +159,7 @@ def upgrade_options(
 
 def upgrade_init_params(params: dict) -> dict:
     """Constructor keywords saved by an older mosaicvi, in today's form (without warnings)."""
-    params = dict(params)
+    params = {**LEGACY_RESOLVED_OPTIONS, **params}
     graph, discriminator, rest = upgrade_options(
         params.pop("graph_kwargs", None),
         params.pop("output_discriminator_kwargs", None),
@@ -190,3 +198,31 @@ def warn_deprecated_plan_kwargs(plan_kwargs: Mapping | None, stacklevel: int = 3
                 DeprecationWarning,
                 stacklevel=stacklevel,
             )
+
+
+def resolve_alignment(
+    module_kwargs: dict,
+    graph_kwargs: dict,
+    presence: np.ndarray,
+    n_features: Mapping[str, int],
+    has_graph: bool,
+) -> str:
+    """Fill the data-dependent alignment options in place; a one-line description of them.
+
+    ``graph_kwargs["weight"]`` ``"auto"`` becomes :func:`default_graph_weight` of the presence
+    mask, and ``module_kwargs["adversary_feature_scale"]`` defaults to
+    :data:`ADVERSARY_FEATURE_SCALE`. Both are stored with the model (its init parameters), so a
+    reloaded model keeps them whatever data it is given.
+    """
+    from mosaicvi.model._guidance import default_graph_weight
+
+    if graph_kwargs.get("weight", "auto") == "auto":
+        graph_kwargs["weight"] = default_graph_weight(presence)
+    scale = module_kwargs.setdefault("adversary_feature_scale", ADVERSARY_FEATURE_SCALE)
+    parts = [f"decoder graph weight {graph_kwargs['weight']}"] if has_graph else []
+    if scale is None:
+        parts.append("latent adversary at the same strength for every cell")
+    else:
+        features = ", ".join(f"{m} {n:,}" for m, n in n_features.items())
+        parts.append(f"latent adversary strength x {scale} x measured features ({features})")
+    return "; ".join(parts)
