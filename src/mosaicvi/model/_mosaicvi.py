@@ -34,7 +34,12 @@ from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
-from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
+from mosaicvi.model._normalized_expression import (
+    decoding,
+    model_normalized_expression,
+    normalized_expression,
+    sample_indices,
+)
 from mosaicvi.model._outputs import feature_embeddings, write_feature_embeddings
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
 from mosaicvi.model._training import mosaic_train_kwargs
@@ -888,37 +893,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ...     indices=paired_cells, modality="rna", modalities=["atac"]
         ... )  # doctest: +SKIP
         """
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        modality = checks.check_modality(modality, self.modalities)
-        manager = self.adata_manager
-        targets = checks.transform_batch_codes(manager, modality, self.modalities, transform_batch)
-        measured = checks.measuring_batch_codes(manager, modality, self.modalities)
-        library = checks.decoding_library(self.module, modality, library_size)
-        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
-        indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
-        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
-        values = normalized_expression(
-            self.module,
-            loader,
-            modality,
-            library,
-            targets,
-            measured,
-            columns,
-            n_samples,
-            use_z_mean,
-        )
-        if n_samples_overall is not None:
-            return values[0]
-        if n_samples > 1 and return_mean:
-            values = values.mean(0)
-        elif n_samples == 1:
-            values = values[0]
-        if return_numpy or values.ndim == 3:
-            return values
-        names = self.feature_names[modality][columns]
-        return pd.DataFrame(values, index=adata.obs_names[indices], columns=names)
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return model_normalized_expression(self, **arguments)
 
     def posterior_predictive_sample(
         self,
@@ -951,24 +928,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         self._check_if_trained(warn=False)
         adata = self._validate_anndata(adata)
-        modality = checks.check_modality(modality, self.modalities)
-        measured = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
-        library = checks.decoding_library(self.module, modality, library_size)
-        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
+        plan = decoding(self, modality, None, library_size, feature_list)
         indices = sample_indices(adata.n_obs, indices, n_samples, None)
         _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
-        values = normalized_expression(
-            self.module,
-            loader,
-            modality,
-            library,
-            None,
-            measured,
-            columns,
-            n_samples,
-            use_z_mean,
-            True,
-        )
+        values = normalized_expression(self.module, loader, plan, n_samples, use_z_mean, True)
         return values[0] if n_samples == 1 else values
 
     def differential_features(
