@@ -32,6 +32,7 @@ from mosaicvi.model._differential import differential_features
 from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+from mosaicvi.model._imputation import imputed_anndata
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._normalized_expression import (
@@ -933,6 +934,60 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
         values = normalized_expression(self.module, loader, plan, n_samples, use_z_mean, True)
         return values[0] if n_samples == 1 else values
+
+    @torch.inference_mode()
+    def get_imputed(
+        self,
+        modality: str,
+        adata: MuData | AnnData | None = None,
+        feature_list: Sequence[str] | None = None,
+        threshold: float | None = None,
+        dense: bool | None = None,
+        transform_batch: str | Sequence[str] | None = None,
+        library_size: float | Literal["median"] | None = None,
+        use_z_mean: bool = True,
+        batch_size: int | None = None,
+    ) -> AnnData:
+        """``modality`` decoded for every cell, as an AnnData ready for scanpy.
+
+        The values of :meth:`get_normalized_expression` (decoded at the posterior mean of ``z``
+        by default) for all cells in ``obs`` order, computed one minibatch at a time. The result
+        has the modality's ``var`` and the data's ``obs``, ``obsm`` (but setup's ``_mosaicvi``
+        entries) and ``uns`` colours, so ``sc.pl.umap(imputed, color=...)``, ``sc.pl.dotplot``
+        and ``sc.tl.rank_genes_groups`` work on it as is, and ``obs["measured"]`` marks the cells
+        that measured ``modality`` (their values are denoised, the others' imputed).
+
+        Parameters
+        ----------
+        modality
+            The modality to impute, e.g. ``"atac"`` or ``"rna"``.
+        adata, feature_list, transform_batch, library_size, use_z_mean, batch_size
+            As :meth:`get_normalized_expression`.
+        threshold
+            In a sparse result, values below it become 0 (as MULTIVI's
+            ``get_accessibility_estimates``). ``None``: 0.1 for binary modalities (ATAC
+            accessibility probabilities), which keeps the peaks a cell likely has open and the
+            result small, else 0. Lower it to keep weaker peaks, at more memory.
+        dense
+            Return a dense ``X``. ``None``: sparse for binary likelihoods (ATAC), dense otherwise;
+            a dense ATAC result of many cells and peaks can take a lot of memory.
+
+        Returns
+        -------
+        AnnData (cells x features of ``modality``); ``uns["mosaicvi_imputed"]`` records the
+        modality, library size and threshold.
+
+        Examples
+        --------
+        >>> atac = model.get_imputed("atac")  # doctest: +SKIP
+        >>> sc.pl.umap(atac, color=["Gad1_peak", "measured"])  # doctest: +SKIP
+        >>> rna = model.get_imputed("rna")  # doctest: +SKIP
+        >>> sc.tl.rank_genes_groups(rna, "cell_type")  # doctest: +SKIP
+        >>> mosaicvi.pl.imputed_features(atac, ["chr1:100-600"])  # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return imputed_anndata(self, **arguments)
 
     def differential_features(
         self,
