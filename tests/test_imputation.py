@@ -53,7 +53,10 @@ def test_imputed_atac_is_sparse_over_every_cell_in_obs_order(trained):
     np.testing.assert_array_equal(imputed.obsm["X_umap"], mdata.obsm["X_umap"])
     assert not any(k.startswith("_mosaicvi") for k in imputed.obsm)
     full = model.get_normalized_expression(modality="atac", use_z_mean=True, return_numpy=True)
-    expected = np.where(full >= 0.1, full, 0.0)
+    threshold = imputed.uns["mosaicvi_imputed"]["threshold"]
+    typical = np.median(np.diff(mdata.obsm["_mosaicvi_x_atac"].indptr)[imputed.obs["measured"]])
+    assert threshold == pytest.approx(5 * typical / mdata["atac"].n_vars, rel=1e-3)
+    expected = np.where(full >= threshold, full, 0.0)
     np.testing.assert_allclose(imputed.X.toarray(), expected, rtol=1e-5, atol=1e-7)
     assert 0 < imputed.X.nnz < full.size
     dense = model.get_imputed("atac", dense=True, feature_list=mdata["atac"].var_names[:7])
@@ -66,7 +69,7 @@ def test_imputed_rna_is_dense_and_a_lower_threshold_keeps_more(trained):
     rna = model.get_imputed("rna")
     assert isinstance(rna.X, np.ndarray)
     np.testing.assert_allclose(rna.X.sum(1), 1.0, rtol=1e-4)  # proportions (library 1)
-    assert model.get_imputed("atac", threshold=0.02).X.nnz > model.get_imputed("atac").X.nnz
+    assert model.get_imputed("atac", threshold=0.0).X.nnz > model.get_imputed("atac").X.nnz
     with pytest.raises(ValueError, match="`threshold` must be a number >= 0"):
         model.get_imputed("atac", threshold=-1.0)
 

@@ -141,6 +141,17 @@ def decoding_library(module, modality: str, library_size: float | str | None) ->
     return float(library_size)
 
 
+def chosen_features(
+    feature_list: str | Sequence[str] | None, gene_list: str | Sequence[str] | None
+) -> str | Sequence[str] | None:
+    """``feature_list``, or scvi-tools' name for it, ``gene_list`` (not both)."""
+    if gene_list is None:
+        return feature_list
+    if feature_list is not None:
+        raise ValueError("Give `feature_list` or `gene_list` (scvi-tools' name for it), not both.")
+    return gene_list
+
+
 def feature_columns(names, modality: str, feature_list: str | Sequence[str] | None) -> np.ndarray:
     """Positions of ``feature_list`` among ``names`` (the features of ``modality``)."""
     if feature_list is None:

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 #: ``obs`` column of :meth:`~mosaicvi.MosaicVI.get_imputed`'s result: True where the cell
 #: measured the modality (its values are denoised), False where they are imputed.
 MEASURED_OBS_KEY = "measured"
-#: Default ``threshold`` of binary modalities (accessibility probabilities): lower values are
-#: dropped from the sparse result.
-DEFAULT_BINARY_THRESHOLD = 0.1
+#: Default ``threshold`` of binary modalities, relative to the average value of a typical cell
+#: (library / number of features): values below this multiple of it are dropped.
+BINARY_THRESHOLD_FACTOR = 5.0
 
 
 def modality_var(data: MuData | AnnData, modality: str, names: pd.Index) -> pd.DataFrame:
@@ -43,15 +43,17 @@ def imputed_anndata(
     library_size: float | str | None,
     use_z_mean: bool,
     batch_size: int | None,
+    gene_list: Sequence[str] | None = None,
 ) -> AnnData:
     """:meth:`mosaicvi.MosaicVI.get_imputed` (whose docstring describes every argument)."""
     model._check_if_trained(warn=False)
     adata = model._validate_anndata(adata)
-    plan = decoding(model, modality, transform_batch, library_size, feature_list)
+    plan = decoding(model, modality, transform_batch, library_size, feature_list, gene_list)
     binary = model.module.likelihoods[plan.modality].binary
     dense = not binary if dense is None else bool(dense)
     if threshold is None:
-        threshold = DEFAULT_BINARY_THRESHOLD if binary else 0.0
+        n_features = len(model.feature_names[plan.modality])
+        threshold = BINARY_THRESHOLD_FACTOR * plan.library / n_features if binary else 0.0
     if not dense and not (np.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"`threshold` must be a number >= 0, got {threshold!r}.")
     _, loader = model._loader(adata, None, batch_size, None, validated=True)

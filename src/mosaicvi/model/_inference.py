@@ -108,6 +108,11 @@ def cells_loader(
     With ``modalities``, the cells are encoded from those modalities only (the presence mask is
     limited to them). ``validated``: ``adata`` was already validated by the caller.
     """
+    if "modality" in data_loader_kwargs:
+        raise TypeError(
+            "This output has no `modality=` argument. To encode each cell from chosen "
+            f"modalities only, pass `modalities=[{data_loader_kwargs['modality']!r}]`."
+        )
     if not validated:
         model._check_if_trained(warn=False)
         adata = model._validate_anndata(adata)

@@ -28,7 +28,12 @@ from mosaicvi.model import _inference as inference
 from mosaicvi.model import _labels as labelling
 from mosaicvi.model import _options as options
 from mosaicvi.model import _safe_training as safe
-from mosaicvi.model._differential import differential_features
+from mosaicvi.model._differential import (
+    N_DE_SAMPLES,
+    differential_abundance,
+    differential_features,
+    named_differential,
+)
 from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
@@ -825,6 +830,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return_mean: bool = True,
         return_numpy: bool = False,
         modalities: Sequence[str] | None = None,
+        gene_list: Sequence[str] | None = None,
     ) -> pd.DataFrame | np.ndarray:
         """Normalised values of one modality for every cell, whether or not it measured it.
 
@@ -875,6 +881,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             also for paired cells (cross-modal coherence, :mod:`mosaicvi.metrics`). Every
             selected cell must have measured at least one of them. ``None``: every modality the
             cell has.
+        gene_list
+            scvi-tools' name for ``feature_list`` (give one of them).
 
         Returns
         -------
@@ -909,6 +917,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size: int | None = None,
         modalities: Sequence[str] | None = None,
         use_z_mean: bool = False,
+        gene_list: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Counts of ``modality`` drawn from the model for every cell (imputed where missing).
 
@@ -918,7 +927,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata, indices, batch_size, modalities, feature_list, use_z_mean
+        adata, indices, batch_size, modalities, feature_list, use_z_mean, gene_list
             As :meth:`get_normalized_expression`.
         modality
             The modality to draw (required).
@@ -929,7 +938,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         self._check_if_trained(warn=False)
         adata = self._validate_anndata(adata)
-        plan = decoding(self, modality, None, library_size, feature_list)
+        plan = decoding(self, modality, None, library_size, feature_list, gene_list)
         indices = sample_indices(adata.n_obs, indices, n_samples, None)
         _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
         values = normalized_expression(self.module, loader, plan, n_samples, use_z_mean, True)
@@ -947,6 +956,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         library_size: float | Literal["median"] | None = None,
         use_z_mean: bool = True,
         batch_size: int | None = None,
+        gene_list: Sequence[str] | None = None,
     ) -> AnnData:
         """``modality`` decoded for every cell, as an AnnData ready for scanpy.
 
@@ -961,13 +971,14 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         modality
             The modality to impute, e.g. ``"atac"`` or ``"rna"``.
-        adata, feature_list, transform_batch, library_size, use_z_mean, batch_size
+        adata, feature_list, transform_batch, library_size, use_z_mean, batch_size, gene_list
             As :meth:`get_normalized_expression`.
         threshold
             In a sparse result, values below it become 0 (as MULTIVI's
-            ``get_accessibility_estimates``). ``None``: 0.1 for binary modalities (ATAC
-            accessibility probabilities), which keeps the peaks a cell likely has open and the
-            result small, else 0. Lower it to keep weaker peaks, at more memory.
+            ``get_accessibility_estimates``). ``None``: for binary modalities (ATAC), 5 times the
+            average accessibility of a typical cell (``library_size`` / number of peaks), which
+            keeps each cell's likely open peaks and a small result whatever the data's sparsity;
+            else 0. Lower it to keep weaker peaks, at more memory.
         dense
             Return a dense ``X``. ``None``: sparse for binary likelihoods (ATAC), dense otherwise;
             a dense ATAC result of many cells and peaks can take a lot of memory.
@@ -991,7 +1002,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     def differential_features(
         self,
-        groupby: str,
+        groupby: str | None,
         modality: str,
         group1: str | Sequence[str] | None = None,
         group2: str | None = None,
@@ -999,7 +1010,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         delta: float | None = None,
         fdr_target: float = 0.05,
         batch_correction: bool = True,
-        n_samples: int = 5000,
+        n_samples: int = N_DE_SAMPLES,
         adata: MuData | AnnData | None = None,
         pseudocounts: float | None = None,
         change: Literal["log-fold", "difference"] | None = None,
@@ -1008,7 +1019,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size: int | None = None,
         key_added: str | None = "rank_features_mosaicvi",
         all_stats: bool = True,
-        silent: bool = True,
+        silent: bool = False,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
         **kwargs,
     ) -> pd.DataFrame:
         """Bayes-factor test of every feature of ``modality`` between groups of cells.
@@ -1030,7 +1045,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         groupby
-            Column of ``adata.obs`` (the MuData's global ``obs``) with the groups.
+            Column of ``adata.obs`` (the MuData's global ``obs``) with the groups (``None`` with
+            ``idx1``).
         modality
             Modality to test, e.g. ``"rna"``, ``"atac"`` or ``"adt"``.
         group1
@@ -1047,7 +1063,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Decode every cell into each batch that measured ``modality`` (never into batches
             that did not) and pair samples within batches; else decode into observed batches.
         n_samples
-            Posterior samples per group (scvi-tools' ``n_samples_overall``).
+            Posterior samples per group (scvi-tools' ``n_samples_overall``). Raise it for more
+            stable Bayes factors of few features; each group's time grows with it.
         adata
             Data registered like the training data (default: the training data).
         pseudocounts
@@ -1074,7 +1091,16 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         all_stats
             Add the raw statistics of each group over its measuring cells.
         silent
-            Do not log progress per group (at INFO level).
+            Hide the progress bar over groups.
+        idx1
+            Cells of group 1 instead of ``groupby``'s groups, as scvi-tools: a boolean mask, cell
+            positions or an ``obs`` query (``"cell_type == 'Ast'"``); the groups are then named
+            ``"idx1"`` and ``"idx2"`` (``"rest"``) and nothing is written to ``uns``.
+        idx2
+            Cells of group 2 (with ``idx1``); ``None``: all other cells.
+        batchid1, batchid2
+            Batches to decode group 1 (2) into, instead of every batch that measured
+            ``modality`` (only those are allowed).
         **kwargs
             Passed to scvi-tools' ``DifferentialComputation.get_bayes_factors`` (e.g.
             ``test_mode``, ``cred_interval_lvls``, ``use_permutation``).
@@ -1104,6 +1130,154 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"], arguments["kwargs"]
         return differential_features(self, **arguments, **kwargs)
+
+    def differential_expression(
+        self,
+        adata: MuData | AnnData | None = None,
+        groupby: str | None = None,
+        group1: str | Sequence[str] | None = None,
+        group2: str | None = None,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        mode: Literal["change", "vanilla"] = "change",
+        delta: float | None = None,
+        batch_size: int | None = None,
+        all_stats: bool = True,
+        batch_correction: bool = True,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
+        fdr_target: float = 0.05,
+        silent: bool = False,
+        modality: str | None = None,
+        n_samples: int = N_DE_SAMPLES,
+        key_added: str | None = None,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Differential expression with scvi-tools' arguments (:meth:`differential_features`).
+
+        Same arguments, order and result columns as scvi-tools' ``differential_expression``, on
+        the RNA modality by default. Proteins are tested with ``modality="adt"`` rather than
+        totalVI's ``protein_list``: each modality has its own effect, library and ``delta``
+        defaults, so one modality is tested per call. Unlike scvi-tools, ``mode="change"`` and
+        ``batch_correction=True`` are the defaults: in a mosaic, values are decoded only into
+        batches that measured the modality.
+
+        Parameters
+        ----------
+        adata, groupby, group1, group2, idx1, idx2, mode, delta, batch_size, all_stats
+            As :meth:`differential_features`.
+        batch_correction, batchid1, batchid2, fdr_target, silent, n_samples, key_added
+            As :meth:`differential_features` (``key_added=None``: nothing is written).
+        modality
+            Modality to test (default: the RNA modality), e.g. ``"adt"`` for proteins.
+        **kwargs
+            Passed to :meth:`differential_features` (``pseudocounts``, ``library_size``, ...) or
+            on to scvi-tools' ``get_bayes_factors``.
+
+        Returns
+        -------
+        The DataFrame of :meth:`differential_features`.
+
+        Examples
+        --------
+        >>> de = model.differential_expression(groupby="cell_type")  # doctest: +SKIP
+        >>> de = model.differential_expression(idx1="cell_type == 'Ast'")  # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return named_differential(self, "expression", **arguments, **kwargs)
+
+    def differential_accessibility(
+        self,
+        adata: MuData | AnnData | None = None,
+        groupby: str | None = None,
+        group1: str | Sequence[str] | None = None,
+        group2: str | None = None,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        mode: Literal["change", "vanilla"] = "change",
+        delta: float | None = None,
+        batch_size: int | None = None,
+        all_stats: bool = True,
+        batch_correction: bool = True,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
+        fdr_target: float = 0.05,
+        silent: bool = False,
+        modality: str | None = None,
+        n_samples: int = N_DE_SAMPLES,
+        key_added: str | None = None,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Differential accessibility with MULTIVI's arguments (:meth:`differential_features`).
+
+        As :meth:`differential_expression`, on the ATAC modality (the first with a binary
+        likelihood) by default, with MULTIVI's columns added to those of
+        :meth:`differential_features`: ``prob_da``, ``is_da_fdr``, ``est_prob1/2``,
+        ``effect_size`` (``est_prob2 - est_prob1``), and with ``all_stats`` ``emp_mean1/2``,
+        ``emp_prob1/2`` (open fractions of each group's measuring cells) and ``emp_effect``
+        (``emp_mean2 - emp_mean1``). As in MULTIVI these effects are group 2 minus group 1, the
+        opposite sign of ``lfc_mean`` (``p1 - p2``).
+
+        Parameters
+        ----------
+        adata, groupby, group1, group2, idx1, idx2, mode, delta, batch_size, all_stats
+            As :meth:`differential_features`.
+        batch_correction, batchid1, batchid2, fdr_target, silent, n_samples, key_added
+            As :meth:`differential_expression`.
+        modality
+            Modality to test (default: ATAC).
+        **kwargs
+            As :meth:`differential_expression`.
+
+        Examples
+        --------
+        >>> da = model.differential_accessibility(groupby="cell_type", group1="Ast")
+        ... # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return named_differential(self, "accessibility", **arguments, **kwargs)
+
+    def differential_abundance(
+        self,
+        adata: MuData | AnnData | None = None,
+        sample_key: str | None = None,
+        batch_size: int = 128,
+        num_cells_posterior: int | None = None,
+        dof: float | None = None,
+    ) -> pd.DataFrame:
+        """Log density of every cell under each sample's aggregated posterior (scvi-tools).
+
+        scvi-tools' ``VAEMixin.differential_abundance`` on the mosaic latent space: per sample
+        of ``sample_key``, a mixture of the posteriors of its cells; a cell's log density under
+        it says how typical that cell state is of the sample. Compare samples (e.g. conditions)
+        by these values per cell state; cells of every modality set take part.
+
+        Parameters
+        ----------
+        adata
+            Data registered like the training data (default: the training data).
+        sample_key
+            Column of ``obs`` with the samples (e.g. ``"batch"``).
+        batch_size
+            Minibatch size.
+        num_cells_posterior
+            At most this many cells per sample form its aggregated posterior (default: all).
+        dof
+            Degrees of freedom of Student's t components; ``None``: normal components.
+
+        Returns
+        -------
+        DataFrame (cells x samples) of log densities, also written to ``obsm["da_log_probs"]``.
+
+        Examples
+        --------
+        >>> log_probs = model.differential_abundance(sample_key="batch")  # doctest: +SKIP
+        """
+        return differential_abundance(
+            self, adata, sample_key, batch_size, num_cells_posterior, dof
+        )
 
     def get_feature_embeddings(
         self, key_added: str | None = None, return_std: bool = False

@@ -40,9 +40,11 @@ def decoding(
     transform_batch: str | Sequence[str] | None,
     library_size: float | str | None,
     feature_list: Sequence[str] | None,
+    gene_list: Sequence[str] | None = None,
 ) -> Decoding:
     """Check the decoding arguments of ``get_normalized_expression`` and resolve them."""
     modality = checks.check_modality(modality, model.modalities)
+    feature_list = checks.chosen_features(feature_list, gene_list)
     manager = model.adata_manager
     return Decoding(
         modality,
@@ -68,11 +70,12 @@ def model_normalized_expression(
     return_mean: bool,
     return_numpy: bool,
     modalities: Sequence[str] | None,
+    gene_list: Sequence[str] | None = None,
 ) -> pd.DataFrame | np.ndarray:
     """:meth:`mosaicvi.MosaicVI.get_normalized_expression` (whose docstring describes it)."""
     model._check_if_trained(warn=False)
     adata = model._validate_anndata(adata)
-    plan = decoding(model, modality, transform_batch, library_size, feature_list)
+    plan = decoding(model, modality, transform_batch, library_size, feature_list, gene_list)
     indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
     _, loader = model._loader(adata, indices, batch_size, modalities, validated=True)
     values = normalized_expression(model.module, loader, plan, n_samples, use_z_mean)
