@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
 from mosaicvi._constants import OBSM_PREFIX, PRESENCE_KEY
 from mosaicvi.model._normalized_expression import decoding, iter_normalized_expression
+from mosaicvi.model._outputs import modality_var
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,12 +24,6 @@ MEASURED_OBS_KEY = "measured"
 #: Default ``threshold`` of binary modalities, relative to the average value of a typical cell
 #: (library / number of features): values below this multiple of it are dropped.
 BINARY_THRESHOLD_FACTOR = 5.0
-
-
-def modality_var(data: MuData | AnnData, modality: str, names: pd.Index) -> pd.DataFrame:
-    """The ``var`` rows of ``names`` in ``modality`` (a MuData's modality, or the AnnData's)."""
-    var = data.mod[modality].var if isinstance(data, MuData) else data.var
-    return var.loc[names].copy()
 
 
 def imputed_anndata(

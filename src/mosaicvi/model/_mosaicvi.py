@@ -35,6 +35,7 @@ from mosaicvi.model._differential import (
     named_differential,
 )
 from mosaicvi.model._distributed import distributed_train_kwargs
+from mosaicvi.model._feature_links import feature_links
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
 from mosaicvi.model._imputation import imputed_anndata
@@ -1309,6 +1310,50 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if key_added is not None:
             write_feature_embeddings(self.adata, key_added, means, stds if return_std else None)
         return stds if return_std else means
+
+    def get_feature_links(
+        self,
+        features: str | Sequence[str] | None = None,
+        modalities: Sequence[str] | None = None,
+        min_similarity: float | None = None,
+    ) -> pd.DataFrame:
+        """Links of the guidance graph between modalities, scored by the trained model.
+
+        Every edge of the guidance graph between features of two modalities (a gene and a peak
+        near it, a protein and its gene), with the cosine similarity of the two features' learned
+        embeddings (:meth:`get_feature_embeddings`): links the data supports end up with similar
+        embeddings, links it contradicts drift apart. Use it to rank candidate regulatory links,
+        e.g. the peaks near a marker gene that the model ties to it.
+
+        Parameters
+        ----------
+        features
+            Keep links with one of these features at either end (default: all links).
+        modalities
+            Keep links between these modalities only (e.g. ``["rna", "atac"]``).
+        min_similarity
+            Keep links whose similarity is at least this (between -1 and 1).
+
+        Returns
+        -------
+        DataFrame, one row per link, strongest similarity first: ``source``, ``target`` (in model
+        order, e.g. gene then peak), ``source_modality``, ``target_modality``, ``similarity``,
+        ``distance`` (bp between the two features, 0 when they overlap; NaN unless both have
+        coordinates: ``var`` chrom/start/end or ``interval`` columns, or names such as
+        ``chr1_100_200``, on one chromosome), ``weight`` and ``sign`` in the graph.
+
+        Examples
+        --------
+        Which peaks near *Gad1* (a marker of inhibitory neurons) does the model tie to it on
+        SNARE-seq?
+
+        >>> graph = mosaicvi.data.guidance_graph(mdata, gene_coordinates="mm10")  # doctest: +SKIP
+        >>> model = mosaicvi.MosaicVI(mdata, guidance_graph=graph)  # doctest: +SKIP
+        >>> model.train()  # doctest: +SKIP
+        >>> links = model.get_feature_links(features="Gad1")  # doctest: +SKIP
+        >>> links[["target", "similarity", "weight"]].head()  # doctest: +SKIP
+        """
+        return feature_links(self, features, modalities, min_similarity)
 
     def save(
         self,

@@ -80,3 +80,9 @@ def write_feature_embeddings(
         target.varm[key] = means[m].to_numpy()
         if stds is not None:
             target.varm[f"{key}_std"] = stds[m].to_numpy()
+
+
+def modality_var(data: MuData | AnnData, modality: str, names: pd.Index) -> pd.DataFrame:
+    """A copy of the ``var`` rows of ``names`` in ``modality`` (a MuData's, or the AnnData's)."""
+    var = data.mod[modality].var if isinstance(data, MuData) else data.var
+    return var.loc[names].copy()
