@@ -286,6 +286,8 @@ def test_heatmap_of_top_features_across_modalities(planted):
     assert any(label.startswith("atac:") for label in labels)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B"]
     plt.close("all")
+    assert mosaicvi.pl.differential_heatmap(results, n_features=4) is None  # shown, as the others
+    plt.close("all")
 
 
 @pytest.mark.parametrize(
