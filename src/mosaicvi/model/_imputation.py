@@ -10,6 +10,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from mosaicvi._constants import OBSM_PREFIX, PRESENCE_KEY
+from mosaicvi.model._inference import cells_loader
 from mosaicvi.model._normalized_expression import decoding, iter_normalized_expression
 from mosaicvi.model._outputs import modality_var
 
@@ -50,7 +51,7 @@ def imputed_anndata(
         threshold = BINARY_THRESHOLD_FACTOR * plan.library / n_features if binary else 0.0
     if not dense and not (np.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"`threshold` must be a number >= 0, got {threshold!r}.")
-    _, loader = model._loader(adata, None, batch_size, None, validated=True)
+    _, loader = cells_loader(model, adata, None, batch_size, None, validated=True)
     chunks = []
     for values in iter_normalized_expression(model.module, loader, plan, 1, use_z_mean):
         values = values[0]

@@ -12,7 +12,7 @@ from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import MODULE_KEYS
 from mosaicvi.model import _checks as checks
-from mosaicvi.model._inference import iterate_inference
+from mosaicvi.model._inference import cells_loader, iterate_inference
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -77,7 +77,7 @@ def model_normalized_expression(
     adata = model._validate_anndata(adata)
     plan = decoding(model, modality, transform_batch, library_size, feature_list, gene_list)
     indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
-    _, loader = model._loader(adata, indices, batch_size, modalities, validated=True)
+    _, loader = cells_loader(model, adata, indices, batch_size, modalities, validated=True)
     values = normalized_expression(model.module, loader, plan, n_samples, use_z_mean)
     if n_samples_overall is not None:
         return values[0]
@@ -108,6 +108,29 @@ def sample_indices(
             raise ValueError("Give either `n_samples` or `n_samples_overall`, not both.")
         indices = np.random.choice(indices, size=int(n_samples_overall), replace=True)
     return indices
+
+
+def posterior_predictive(
+    model: MosaicVI,
+    adata,
+    indices: Sequence[int] | None,
+    modality: str | None,
+    n_samples: int,
+    library_size: float | str,
+    feature_list: Sequence[str] | None,
+    batch_size: int | None,
+    modalities: Sequence[str] | None,
+    use_z_mean: bool,
+    gene_list: Sequence[str] | None = None,
+) -> np.ndarray:
+    """:meth:`mosaicvi.MosaicVI.posterior_predictive_sample` (its docstring describes it)."""
+    model._check_if_trained(warn=False)
+    adata = model._validate_anndata(adata)
+    plan = decoding(model, modality, None, library_size, feature_list, gene_list)
+    indices = sample_indices(adata.n_obs, indices, n_samples, None)
+    _, loader = cells_loader(model, adata, indices, batch_size, modalities, validated=True)
+    values = normalized_expression(model.module, loader, plan, n_samples, use_z_mean, True)
+    return values[0] if n_samples == 1 else values
 
 
 def normalized_expression(
