@@ -88,6 +88,14 @@ def measuring_batch_codes(
     return sorted(int(b) for b in np.unique(batch[presence[:, column]]))
 
 
+def measuring_batch_names(
+    manager: AnnDataManager, modality: str, modality_names: Sequence[str]
+) -> list[str]:
+    """Names of the training batches with a cell that measured ``modality``, in code order."""
+    categories = batch_categories(manager)
+    return [str(categories[c]) for c in measuring_batch_codes(manager, modality, modality_names)]
+
+
 def transform_batch_codes(
     manager: AnnDataManager,
     modality: str,

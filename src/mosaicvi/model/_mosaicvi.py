@@ -408,7 +408,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     @classmethod
     def register_manager(cls, adata_manager: AnnDataManager) -> None:
-        """Register the manager, recording a fingerprint of its data in the registry."""
+        """Register the manager, recording a fingerprint of what the model reads of its data."""
         safe.record_fingerprint(adata_manager)
         super().register_manager(adata_manager)
 
@@ -459,26 +459,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         max_epochs
             Passes through the data; default ~1.2 million cell visits (20 to 400 epochs).
-        lr
-            Learning rate (Adam).
-        batch_size
-            Minibatch size.
-        early_stopping
+        lr, batch_size
+            Learning rate (Adam) and minibatch size.
+        early_stopping, early_stopping_patience
             Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs
             (off when ``max_steps`` ends training within the first epoch).
-        early_stopping_patience
-            Epochs without improvement before stopping.
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
-        devices
-            Devices to use (Lightning): an int, a list of indices, ``-1`` or ``"auto"``.
-        train_size
-            Fraction of cells used for training (default 0.9).
-        validation_size
-            Fraction of cells for validation (default: the rest).
+        accelerator, devices
+            Lightning's ``"auto"``, ``"cpu"``, ``"gpu"``...; an int, a list of indices or ``"auto"``.
+        train_size, validation_size
+            Fractions of cells for training (default 0.9) and validation (default: the rest).
         n_epochs_kl_warmup
-            Epochs over which the KL weight goes from 0 to 1 (default: a quarter of ``max_epochs``,
-            at most 50).
+            Epochs over which the KL weight goes from 0 to 1 (default: ``max_epochs / 4``, <= 50).
         adversarial_strength
             Strength of the batch-adversarial gradient on the encoder (0 disables its effect).
         n_epochs_adversarial_warmup
@@ -530,14 +521,12 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         adata, indices
             Data set up like the training data (default: it), and the cells to use (default: all).
-        give_mean
-            Return the posterior mean (else one sample).
+        give_mean, return_dist
+            Return the posterior means (else one sample), or means and variances.
         mc_samples
             Unused (kept for scvi-tools compatibility).
         batch_size
             Minibatch size (default: scvi-tools' setting).
-        return_dist
-            Return the posterior means and variances.
         modalities
             Encode each cell from these modalities only (e.g. ``["rna"]``): with paired data, the
             RNA-only and ATAC-only codes of the same cells show how well they are aligned. Every
@@ -695,9 +684,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ['09A', '09B', '09C', '09D', '09I', '09J', '09K', '09L']
         """
         modality = checks.check_modality(modality, self.modalities)
-        codes = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
-        categories = checks.batch_categories(self.adata_manager)
-        return [str(categories[c]) for c in codes]
+        return checks.measuring_batch_names(self.adata_manager, modality, self.modalities)
 
     def get_normalized_expression(
         self,
@@ -824,11 +811,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> AnnData:
         """``modality`` decoded for every cell, as an AnnData ready for scanpy.
 
-        The values of :meth:`get_normalized_expression` (at the posterior mean of ``z`` by
-        default), one minibatch at a time, for all cells in ``obs`` order, with the modality's
-        ``var`` and the data's ``obs``, ``obsm`` (but setup's ``_mosaicvi`` entries) and ``uns``
-        colours: ``sc.pl.umap``, ``sc.pl.dotplot`` and ``sc.tl.rank_genes_groups`` take it as is.
-        ``obs["measured"]`` marks the cells that measured ``modality`` (denoised, not imputed).
+        :meth:`get_normalized_expression`'s values (at the posterior mean by default), computed
+        by minibatch, for all cells in ``obs`` order, with the modality's ``var``, the data's
+        ``obs``, ``obsm`` and colours (``sc.pl.umap``, ``sc.tl.rank_genes_groups`` take it as is)
+        and ``obs["measured"]``: True where the cell measured ``modality`` (denoised values).
 
         Parameters
         ----------
@@ -852,7 +838,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         --------
         >>> atac = model.get_imputed("atac")  # doctest: +SKIP
         >>> sc.pl.umap(atac, color=["chr1_5019221_5019674", "measured"])  # doctest: +SKIP
-        >>> mosaicvi.pl.imputed_features(atac, ["chr1_5019221_5019674"])  # doctest: +SKIP
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"]
@@ -943,12 +928,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Returns
         -------
-        DataFrame, one row per feature and comparison, with scvi-tools' columns: ``proba_de``,
-        ``proba_not_de``, ``bayes_factor``, ``scale1/2``, ``pseudocounts``, ``delta``,
-        ``lfc_mean``, ``lfc_median``, ``lfc_std``, ``lfc_min``, ``lfc_max``,
-        ``is_de_fdr_<fdr_target>`` (``proba_m1``, ``proba_m2`` in vanilla mode), ``raw_mean1/2``,
-        ``non_zeros_proportion1/2``, ``raw_normalized_mean1/2``, ``comparison``, ``group1``,
-        ``group2``, and ``n_measured1/2``; sorted by ``proba_de`` (vanilla: ``bayes_factor``).
+        DataFrame, a row per feature and comparison, sorted by ``proba_de`` (vanilla:
+        ``bayes_factor``), with scvi-tools' columns (``proba_de``, ``bayes_factor``, ``scale1/2``,
+        ``lfc_mean``..., ``raw_mean1/2``, ``is_de_fdr_<fdr_target>``, ``comparison``, ``group1``,
+        ``group2``, ...) and ``n_measured1/2``.
 
         Examples
         --------
@@ -1002,7 +985,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> de = model.differential_expression(groupby="cell_type")  # doctest: +SKIP
         >>> de = model.differential_expression(idx1="cell_type == 'Ast'")  # doctest: +SKIP
         """
         arguments = dict(locals())  # every argument above, passed on by name
@@ -1033,11 +1015,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> pd.DataFrame:
         """Differential accessibility with MULTIVI's arguments (:meth:`differential_features`).
 
-        As :meth:`differential_expression`, on ATAC (the first binary modality) by default, with
-        MULTIVI's columns too: ``prob_da``, ``is_da_fdr``, ``est_prob1/2``, ``effect_size``
-        (``est_prob2 - est_prob1``), and with ``all_stats`` ``emp_mean1/2`` = ``emp_prob1/2``
-        (open fractions of each group's measuring cells) and ``emp_effect``
-        (``emp_mean2 - emp_mean1``): group 2 minus group 1 as MULTIVI, unlike ``lfc_mean``.
+        As :meth:`differential_expression`, on ATAC (the first binary modality) by default, plus
+        MULTIVI's ``prob_da``, ``is_da_fdr``, ``est_prob1/2``, ``effect_size``, ``emp_mean1/2``
+        = ``emp_prob1/2`` (measured open fractions) and ``emp_effect``; as in MULTIVI, effects
+        are group 2 minus group 1, unlike ``lfc_mean``.
 
         Parameters
         ----------
@@ -1062,30 +1043,26 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> pd.DataFrame:
         """Log density of every cell under each sample's aggregated posterior (scvi-tools).
 
-        scvi-tools' ``differential_abundance`` on the mosaic latent space: per sample, a mixture
-        of its cells' posteriors; a cell's log density under it says how typical its state is of
-        that sample. Compare samples (e.g. conditions) per cell state, over every modality set.
+        Per sample, a mixture of its cells' posteriors (scvi-tools' method); a cell's log density
+        under it says how typical its state is of that sample (compare conditions per state).
 
         Parameters
         ----------
-        adata
-            Data set up like the training data (default: it).
+        adata, batch_size
+            Data set up like the training data (default: it), and minibatch size.
         sample_key
             Column of ``obs`` with the samples (e.g. ``"batch"``).
-        batch_size
-            Minibatch size.
-        num_cells_posterior
-            At most this many cells per sample form its aggregated posterior (default: all).
-        dof
-            Degrees of freedom of Student's t components; ``None``: normal components.
+        num_cells_posterior, dof
+            At most this many cells per sample form its aggregated posterior (default: all),
+            of Student's t components with ``dof`` degrees of freedom (``None``: normal).
 
         Returns
         -------
         DataFrame (cells x samples) of log densities, also in ``obsm["da_log_probs"]``.
         """
-        return differential.differential_abundance(
-            self, adata, sample_key, batch_size, num_cells_posterior, dof
-        )
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return differential.differential_abundance(self, **arguments)
 
     def get_feature_embeddings(
         self, key_added: str | None = None, return_std: bool = False
@@ -1144,8 +1121,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> model = mosaicvi.MosaicVI(mdata, guidance_graph=graph)  # doctest: +SKIP
-        >>> model.train()  # doctest: +SKIP
         >>> model.get_feature_links(features="Gad1").head()  # doctest: +SKIP
         """
         return feature_links(self, features, modalities, min_similarity)
