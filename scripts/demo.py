@@ -9,7 +9,7 @@ and a UMAP on it. Written to ``--out`` (default ``results/demo``):
 - ``model/``: the trained model (``mosaicvi.MosaicVI.load(out / "model", adata=mdata)``);
 - ``snareseq_mosaic_mosaicvi.h5mu``: the mosaic MuData with ``obsm["X_mosaicvi"]``,
   ``obsm["X_umap"]``, ``obsm["mosaicvi_attention"]`` (modality order in
-  ``uns["mosaicvi_attention_modalities"]``), ``obs["leiden_mosaicvi"]`` and ``obs["modalities"]``.
+  ``uns["mosaicvi_attention_modalities"]``), ``obs["leiden_mosaicvi"]`` and ``obs["modality_set"]`` (written by setup).
 
 Run ``make demo`` (installs the project virtualenv first), or
 ``python scripts/demo.py --max-epochs 60 --seed 0 --accelerator auto --out results/demo``.
@@ -23,8 +23,6 @@ import warnings
 from pathlib import Path
 
 import matplotlib
-import numpy as np
-import pandas as pd
 import scanpy as sc
 import scvi
 
@@ -42,15 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def modality_labels(presence: pd.DataFrame) -> pd.Categorical:
-    """Per cell, the modalities it measured joined by '+', e.g. 'rna+atac', 'rna' or 'atac'."""
-    names = np.asarray(presence.columns)
-    labels = ["+".join(names[row]) for row in presence.to_numpy(dtype=bool)]
-    rank = {name: i for i, name in enumerate(names)}  # most modalities first, then model order
-    order = sorted(set(labels), key=lambda s: (-s.count("+"), [rank[m] for m in s.split("+")]))
-    return pd.Categorical(labels, categories=order)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     matplotlib.use("Agg")  # write PNGs without a display
@@ -64,9 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         paired, {"rna": batches[:8], "atac": batches[:4] + batches[8:]}
     )
     mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch", labels_key="cell_type")
-    mdata.obs["modalities"] = modality_labels(mdata.obsm["_mosaicvi_presence"])
     print(f"Mosaic layout: {mdata.n_obs:,} cells in {len(batches)} batches")
-    for combo, cells in mdata.obs.groupby("modalities", observed=True):
+    for combo, cells in mdata.obs.groupby("modality_set", observed=True):
         in_batches = ", ".join(sorted(cells["batch"].unique()))
         print(f"  {combo:<9} {len(cells):>6,} cells  batches {in_batches}")
 
@@ -80,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     attention = model.get_attention_weights()
     mdata.obsm["mosaicvi_attention"] = attention.to_numpy()
     mdata.uns["mosaicvi_attention_modalities"] = list(attention.columns)
-    both = mdata.obsm["_mosaicvi_presence"].to_numpy().all(axis=1)
+    both = (mdata.obs["modality_set"] == "+".join(model.modalities)).to_numpy()
     mean_attention = ", ".join(f"{m} {w:.2f}" for m, w in attention[both].mean().items())
     print(f"Mean attention weights in cells with every modality: {mean_attention}")
 
@@ -100,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         fig = sc.pl.umap(
             mdata,
-            color=["cell_type", "batch", "modalities", "leiden_mosaicvi"],
+            color=["cell_type", "batch", "modality_set", "leiden_mosaicvi"],
             ncols=2,
             wspace=0.5,
             show=False,

@@ -91,6 +91,16 @@ def _first_value(mdata, modality, value):
     set_x(mdata, modality, _edit)
 
 
+def _scale_x_in_place(mdata):
+    """Halve the RNA counts in place, as an in-place normalisation would."""
+    mdata.mod["rna"].X.data *= 0.5
+
+
+def _rename_cells(mdata):
+    """Rename every cell of the MuData (the model's copies no longer name the same cells)."""
+    mdata.obs_names = [f"cell{i}" for i in range(mdata.n_obs)]
+
+
 def _anndata_with_fractions(mdata):
     _scale(mdata, 0.5)
     return rna_only(mdata)
@@ -394,19 +404,20 @@ CASES: dict[str, Case] = {
         ValueError,
         r"`batch_key='batch'`: batches \['lonely'\] have a single cell.*Merge them",
     ),
-    "MuData modified after setup (train)": Case(
-        _setup_then(model=True, edit_after=lambda m: _first_value(m, "rna", 7.0)),
+    "MuData counts edited in place after setup (train)": Case(
+        _setup_then(model=True, edit_after=_scale_x_in_place),
         lambda data, model: model.train(max_epochs=1, accelerator="cpu"),
         ValueError,
-        r"data changed after it was set up \(mdata.mod\['rna'\]: count values changed\).*setup_",
+        r"data the model reads changed after it was set up \(mdata.obsm\['_mosaicvi_x_rna'\]: "
+        r"count values changed\). Setup shares its count arrays with mdata.mod\['rna'\].X.*"
+        r"layers=\{'rna': 'counts'\}",
     ),
-    "MuData modified after training (outputs)": Case(
-        _setup_then(
-            train=True, edit_after=lambda m: m.mod.__setitem__("adt", m["adt"][1:].copy())
-        ),
+    "MuData cells changed after training (outputs)": Case(
+        _setup_then(train=True, edit_after=_rename_cells),
         lambda data, model: model.get_latent_representation(),
         ValueError,
-        r"changed after it was set up \(mdata.mod\['adt'\]: shape, cells \(obs_names\), count",
+        r"changed after it was set up \(mdata: cells \(obs_names\) changed\). Set the raw counts "
+        r"up again with `MosaicVI.setup_mudata\(...\)`",
     ),
     "outputs before train()": Case(
         _setup_then(model=True),

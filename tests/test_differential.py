@@ -281,6 +281,8 @@ def test_heatmap_of_top_features_across_modalities(planted):
     assert any(label.startswith("atac:") for label in labels)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B"]
     plt.close("all")
+    assert mosaicvi.pl.differential_heatmap(results, n_features=4) is None  # shown, as the others
+    plt.close("all")
 
 
 @pytest.mark.parametrize(
@@ -320,3 +322,130 @@ def test_adversary_keeps_small_batches_spread(planted):
     de = model.differential_features("group", "rna", group1="A", group2="B", key_added=None)
     assert de.loc[UP_IN_A, "lfc_mean"].mean() > 0.8
     assert de.loc[UP_IN_B, "lfc_mean"].mean() < -0.8
+
+
+# --------------------------------------------------------------------------------------------------
+# scvi-tools' names: differential_expression / differential_accessibility, idx1 / idx2
+# --------------------------------------------------------------------------------------------------
+
+#: Columns of scvi-tools' DifferentialComputation output ("change" mode, all_stats).
+SCVI_DE_COLUMNS = [
+    "proba_de",
+    "proba_not_de",
+    "bayes_factor",
+    "scale1",
+    "scale2",
+    "pseudocounts",
+    "delta",
+    "lfc_mean",
+    "lfc_median",
+    "lfc_std",
+    "lfc_min",
+    "lfc_max",
+    "raw_mean1",
+    "raw_mean2",
+    "non_zeros_proportion1",
+    "non_zeros_proportion2",
+    "raw_normalized_mean1",
+    "raw_normalized_mean2",
+    "is_de_fdr_0.05",
+    "comparison",
+    "group1",
+    "group2",
+]
+#: Columns MULTIVI's differential_accessibility adds.
+SCVI_DA_COLUMNS = ["emp_mean1", "emp_mean2", "emp_effect", "est_prob1", "est_prob2", "effect_size"]
+
+
+def test_differential_expression_is_differential_features_on_rna(planted):
+    import scvi
+
+    model, _ = planted
+    scvi.settings.seed = 3
+    de = model.differential_expression(groupby="group", group1="A", n_samples=300, silent=True)
+    scvi.settings.seed = 3
+    same = model.differential_features(
+        "group", "rna", group1="A", n_samples=300, key_added=None, silent=True
+    )
+    assert set(SCVI_DE_COLUMNS) <= set(de.columns)
+    pd.testing.assert_frame_equal(de, same)
+    assert set(de["comparison"]) == {"A vs rest"}
+
+
+def test_idx1_idx2_compare_chosen_cells(planted):
+    model, mdata = planted
+    in_a = (mdata.obs["group"] == "A").to_numpy()
+    by_mask = model.differential_expression(idx1=in_a, idx2=~in_a, n_samples=300, silent=True)
+    assert set(SCVI_DE_COLUMNS) <= set(by_mask.columns)
+    assert set(by_mask["comparison"]) == {"idx1 vs idx2"}
+    assert set(UP_IN_A) <= set(by_mask[by_mask["lfc_mean"] > 0].index[:20])
+    by_query = model.differential_expression(
+        idx1="group == 'B'", n_samples=300, silent=True, mode="vanilla"
+    )
+    assert set(by_query["group2"]) == {"rest"}
+    assert (by_query.loc[UP_IN_B, "bayes_factor"] > 0).all()
+    with pytest.raises(ValueError, match="`idx1` selects no cell"):
+        model.differential_expression(idx1="group == 'Z'", n_samples=50, silent=True)
+
+
+def test_differential_accessibility_has_multivi_columns(planted):
+    model, _ = planted
+    da = model.differential_accessibility(
+        groupby="group", group1="A", group2="B", n_samples=300, silent=True
+    )
+    assert set(SCVI_DE_COLUMNS + SCVI_DA_COLUMNS) <= set(da.columns)
+    assert len(da) == N_PEAKS  # ATAC chosen by its binary likelihood
+    np.testing.assert_allclose(da["effect_size"], da["est_prob2"] - da["est_prob1"])
+    np.testing.assert_allclose(da["emp_effect"], da["emp_mean2"] - da["emp_mean1"])
+    assert (da.loc[OPEN_IN_A, "effect_size"] < 0).mean() > 0.8  # open in A: p2 - p1 < 0
+
+
+def test_progress_bar_over_groups_unless_silent(planted, capsys):
+    model, _ = planted
+    model.differential_features("group", "rna", n_samples=50, key_added=None)
+    shown = capsys.readouterr()
+    assert "rna: groups" in shown.out + shown.err
+    model.differential_features("group", "rna", n_samples=50, key_added=None, silent=True)
+    hidden = capsys.readouterr()
+    assert "rna: groups" not in hidden.out + hidden.err
+
+
+def test_batches_to_decode_into_must_have_measured_the_modality(planted):
+    model, _ = planted
+    with pytest.raises(
+        ValueError, match=r"`batchid1` names batches \['a1'\] that did not measure"
+    ):
+        model.differential_expression(groupby="group", batchid1=["a1"], n_samples=50)
+    de = model.differential_expression(
+        groupby="group", group1="A", batchid1=["p1"], batchid2=["p1"], n_samples=100, silent=True
+    )
+    assert len(de) == N_GENES
+
+
+def test_modality_argument_of_latent_representation_names_modalities(planted):
+    model, _ = planted
+    with pytest.raises(TypeError, match=r"pass `modalities=\['rna'\]`"):
+        model.get_latent_representation(modality="rna")
+
+
+def test_gene_list_is_feature_list(planted):
+    model, _ = planted
+    genes = ["gene3", "gene1"]
+    by_gene = model.get_normalized_expression(modality="rna", gene_list=genes, use_z_mean=True)
+    by_feature = model.get_normalized_expression(
+        modality="rna", feature_list=genes, use_z_mean=True
+    )
+    pd.testing.assert_frame_equal(by_gene, by_feature)
+    assert list(model.get_imputed("rna", gene_list=genes).var_names) == genes
+    with pytest.raises(ValueError, match="not both"):
+        model.get_normalized_expression(modality="rna", gene_list=genes, feature_list=genes)
+
+
+def test_differential_abundance_returns_log_densities_per_sample(planted):
+    model, mdata = planted
+    log_probs = model.differential_abundance(sample_key="batch")
+    assert log_probs.shape == (mdata.n_obs, mdata.obs["batch"].nunique())
+    assert log_probs.index.equals(mdata.obs_names)
+    assert np.isfinite(log_probs.to_numpy()).all()
+    with pytest.raises(ValueError, match="`sample_key=None` must name a column"):
+        model.differential_abundance()

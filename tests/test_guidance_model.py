@@ -206,3 +206,46 @@ def test_new_data_with_other_features_is_refused(synthetic_mosaic, train_quick):
     other.update()
     with pytest.raises(ValueError, match="Modality 'rna' of the data has other features"):
         model.get_latent_representation(other)
+
+
+def test_feature_links_score_the_graph_links_between_modalities(graph_model, synthetic_mosaic):
+    mdata = synthetic_mosaic
+    j_rna, j_atac = np.arange(mdata["rna"].n_vars), np.arange(mdata["atac"].n_vars)
+    mdata["rna"].var = mdata["rna"].var.assign(
+        chrom="1", start=3000 * j_rna, end=3000 * j_rna + 100
+    )
+    mdata["atac"].var = mdata["atac"].var.assign(
+        chrom="chr1", start=1000 * j_atac, end=1000 * j_atac + 500
+    )
+    links = graph_model.get_feature_links()
+    assert len(links) == 75  # 60 gene-peak and 15 gene-protein links, no self-loops
+    assert list(links.columns) == [
+        "source",
+        "target",
+        "source_modality",
+        "target_modality",
+        "similarity",
+        "distance",
+        "weight",
+        "sign",
+    ]
+    assert links["similarity"].is_monotonic_decreasing
+    expected = set(map(tuple, synthetic_links().to_numpy()))
+    assert set(zip(links["source"], links["target"], strict=True)) == expected
+    embeddings = graph_model.get_feature_embeddings()
+    row = links[(links["source"] == "gene1") & (links["target"] == "peak4")].iloc[0]
+    gene, peak = embeddings["rna"].loc["gene1"], embeddings["atac"].loc["peak4"]
+    cosine = gene @ peak / np.linalg.norm(gene) / np.linalg.norm(peak)
+    assert row["similarity"] == pytest.approx(cosine, rel=1e-5)
+    assert row["distance"] == 900  # gene [3000, 3100), peak [4000, 4500)
+    assert links.loc[links["target"] == "peak3", "distance"].tolist() == [0.0]  # overlap
+    assert links.loc[links["target_modality"] == "adt", "distance"].isna().all()
+    assert (links["weight"] > 0).all() and (links["sign"] == 1).all()
+
+    gene1 = graph_model.get_feature_links(features="gene1")
+    assert sorted(gene1["target"]) == ["peak3", "peak4", "peak5", "prot1"]
+    assert len(graph_model.get_feature_links(modalities=["rna", "atac"])) == 60
+    strong = graph_model.get_feature_links(min_similarity=0.5)
+    assert (strong["similarity"] >= 0.5).all()
+    with pytest.raises(ValueError, match=r"`features` \['Gad1'\] are not features of the model"):
+        graph_model.get_feature_links(features="Gad1")

@@ -161,8 +161,11 @@ def test_single_cell_batch_is_refused_before_training(synthetic_mosaic, fingerpr
 
 
 @pytest.mark.parametrize("edit", ["counts", "cells", "features"])
-def test_edit_after_setup_is_detected_before_training_and_outputs(model, edit):
+def test_edits_the_model_does_not_read_leave_training_on_the_setup_counts(model, edit):
+    """Setup copied the counts: replacing X, cells or feature names of a modality after it
+    changes nothing the model reads, so training runs on the counts of setup."""
     mdata = model.adata
+    copy = mdata.obsm["_mosaicvi_x_rna"].copy()
     rna = mdata.mod["rna"]
     if edit == "counts":
         rna.X = rna.X * 2
@@ -170,16 +173,26 @@ def test_edit_after_setup_is_detected_before_training_and_outputs(model, edit):
         mdata.mod["rna"] = rna[1:].copy()
     else:
         rna.var_names = [f"g{i}" for i in range(rna.n_vars)]
-    with pytest.raises(ValueError, match=r"changed after it was set up \(mdata.mod\['rna'\]"):
+    model.train(max_epochs=1, early_stopping=False, **quiet())
+    assert (mdata.obsm["_mosaicvi_x_rna"] != copy).nnz == 0
+
+
+def test_in_place_edit_of_shared_counts_is_detected_before_training(model):
+    model.adata.mod["rna"].X.data *= 2  # the aligned copy shares these arrays
+    with pytest.raises(
+        ValueError,
+        match=r"changed after it was set up \(mdata.obsm\['_mosaicvi_x_rna'\]: count values",
+    ):
         model.train(max_epochs=1, **quiet())
 
 
-def test_edit_after_training_is_detected_before_outputs(model):
+def test_edit_of_what_the_model_reads_is_detected_before_outputs(model):
     model.train(max_epochs=1, early_stopping=False, **quiet())
     model.get_latent_representation()
-    model.adata.mod["atac"].X = model.adata.mod["atac"].X * 0
+    mdata = model.adata
+    mdata.obsm["_mosaicvi_x_atac"] = mdata.obsm["_mosaicvi_x_atac"] * 0
     with pytest.raises(
-        ValueError, match=r"mdata.mod\['atac'\]: count values changed.*setup_mudata"
+        ValueError, match=r"mdata.obsm\['_mosaicvi_x_atac'\]: count values changed.*setup_mudata"
     ):
         model.get_latent_representation()
 

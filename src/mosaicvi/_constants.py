@@ -8,6 +8,9 @@ from typing import Final, NamedTuple
 OBSM_PREFIX: Final = "_mosaicvi"
 #: ``obsm`` key of the per-cell presence mask (a DataFrame, one boolean column per modality).
 PRESENCE_OBSM_KEY: Final = f"{OBSM_PREFIX}_presence"
+#: ``obs`` column setup writes: the modalities each cell measured, joined by ``"+"`` in model
+#: order (e.g. ``"rna+atac"``, ``"rna"``), a categorical for plots and tutorials.
+MODALITY_SET_OBS_KEY: Final = "modality_set"
 #: Registry key of the presence mask.
 PRESENCE_KEY: Final = "presence"
 #: Registry entry with the feature names of each modality (modality -> list of names).

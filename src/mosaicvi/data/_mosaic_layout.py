@@ -21,6 +21,7 @@ from mosaicvi._compat import layer_names
 from mosaicvi._constants import (
     DEFAULT_LIKELIHOOD,
     KIND_ALIASES,
+    MODALITY_SET_OBS_KEY,
     OBSM_PREFIX,
     PRESENCE_OBSM_KEY,
     modality_obsm_key,
@@ -59,7 +60,7 @@ class MosaicLayout:
     feature_names: dict[str, list[str]] = field(default_factory=dict)
 
     def write_to(self, data: AnnData | MuData) -> Callable[[], None]:
-        """Store the aligned counts, the presence mask and pulled columns on ``data``.
+        """Store the aligned counts, the presence mask, pulled columns and the modality sets.
 
         Entries of an earlier setup that this layout does not have are removed. Returns a function
         that puts ``data`` back as it was.
@@ -69,6 +70,7 @@ class MosaicLayout:
         stale = [k for k in data.obsm if k.startswith(OBSM_PREFIX) and k not in new_obsm]
         saved_obsm = {k: data.obsm[k] for k in [*new_obsm, *stale] if k in data.obsm}
         added_obs = [name for name in self.obs_columns if name not in data.obs.columns]
+        saved_sets = data.obs.get(MODALITY_SET_OBS_KEY)
 
         def undo() -> None:
             for key in [*new_obsm, *stale]:
@@ -79,14 +81,38 @@ class MosaicLayout:
             for name in added_obs:
                 if name in data.obs.columns:
                     del data.obs[name]
+            if saved_sets is None:
+                if MODALITY_SET_OBS_KEY in data.obs.columns:
+                    del data.obs[MODALITY_SET_OBS_KEY]
+            else:
+                data.obs[MODALITY_SET_OBS_KEY] = saved_sets
 
         for key in stale:
             del data.obsm[key]
         for name, column in self.obs_columns.items():
             data.obs[name] = pd.Categorical(column)
+        data.obs[MODALITY_SET_OBS_KEY] = modality_sets(self.presence)
         for key, value in new_obsm.items():
             data.obsm[key] = value
         return undo
+
+
+def modality_sets(presence: pd.DataFrame) -> pd.Categorical:
+    """The modalities each cell measured, joined by ``"+"`` in column order (``"rna+atac"``).
+
+    Categories are ordered from the most modalities to the fewest, then by first appearance.
+    """
+    names = [str(name) for name in presence.columns]
+    mask = presence.to_numpy(dtype=bool)
+    patterns, inverse = np.unique(
+        mask.astype(np.int64) @ (1 << np.arange(len(names), dtype=np.int64)), return_inverse=True
+    )
+    labels = ["+".join(n for i, n in enumerate(names) if p >> i & 1) for p in patterns]
+    sizes = [-int(p).bit_count() for p in patterns]
+    order = sorted(range(len(labels)), key=lambda k: (sizes[k], np.argmax(inverse == k)))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(rank[inverse.ravel()], [labels[k] for k in order])
 
 
 def infer_kind(name: str) -> str:

@@ -88,6 +88,14 @@ def measuring_batch_codes(
     return sorted(int(b) for b in np.unique(batch[presence[:, column]]))
 
 
+def measuring_batch_names(
+    manager: AnnDataManager, modality: str, modality_names: Sequence[str]
+) -> list[str]:
+    """Names of the training batches with a cell that measured ``modality``, in code order."""
+    categories = batch_categories(manager)
+    return [str(categories[c]) for c in measuring_batch_codes(manager, modality, modality_names)]
+
+
 def transform_batch_codes(
     manager: AnnDataManager,
     modality: str,
@@ -139,6 +147,17 @@ def decoding_library(module, modality: str, library_size: float | str | None) ->
     if not np.isfinite(library_size) or library_size <= 0:
         raise ValueError(f"`library_size` must be a positive number, got {library_size}.")
     return float(library_size)
+
+
+def chosen_features(
+    feature_list: str | Sequence[str] | None, gene_list: str | Sequence[str] | None
+) -> str | Sequence[str] | None:
+    """``feature_list``, or scvi-tools' name for it, ``gene_list`` (not both)."""
+    if gene_list is None:
+        return feature_list
+    if feature_list is not None:
+        raise ValueError("Give `feature_list` or `gene_list` (scvi-tools' name for it), not both.")
+    return gene_list
 
 
 def feature_columns(names, modality: str, feature_list: str | Sequence[str] | None) -> np.ndarray:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mosaicvi._constants import MODULE_KEYS, PRESENCE_KEY
-from mosaicvi.model._checks import encoding_mask
+from mosaicvi.model._checks import encoding_mask, selected_obs_names
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -94,6 +95,21 @@ def class_probabilities(module, loader) -> np.ndarray:
     )
 
 
+def model_attention_weights(
+    model: MosaicVI,
+    adata: MuData | AnnData | None,
+    indices: Sequence[int] | None,
+    batch_size: int | None,
+) -> pd.DataFrame:
+    """:meth:`mosaicvi.MosaicVI.get_attention_weights` (its docstring describes it)."""
+    adata, loader = cells_loader(model, adata, indices, batch_size)
+    return pd.DataFrame(
+        attention_weights(model.module, loader),
+        index=selected_obs_names(adata.obs_names, indices),
+        columns=list(model.modalities),
+    )
+
+
 def cells_loader(
     model: MosaicVI,
     adata: MuData | AnnData | None,
@@ -108,6 +124,11 @@ def cells_loader(
     With ``modalities``, the cells are encoded from those modalities only (the presence mask is
     limited to them). ``validated``: ``adata`` was already validated by the caller.
     """
+    if "modality" in data_loader_kwargs:
+        raise TypeError(
+            "This output has no `modality=` argument. To encode each cell from chosen "
+            f"modalities only, pass `modalities=[{data_loader_kwargs['modality']!r}]`."
+        )
     if not validated:
         model._check_if_trained(warn=False)
         adata = model._validate_anndata(adata)

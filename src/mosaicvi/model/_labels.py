@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 from scvi import REGISTRY_KEYS
 
+from mosaicvi.model._checks import selected_obs_names
+from mosaicvi.model._inference import cells_loader, class_probabilities
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from scvi.data import AnnDataManager
 
 
@@ -72,3 +77,24 @@ def cluster_frame(
     """Cluster probabilities named after the label classes, then ``cluster_<k>``."""
     columns = classes + [f"cluster_{k}" for k in range(len(classes), probabilities.shape[1])]
     return pd.DataFrame(probabilities, index=obs_names, columns=columns)
+
+
+def model_predictions(
+    model,
+    adata,
+    indices: Sequence[int] | None,
+    soft: bool,
+    batch_size: int | None,
+    clusters: bool = False,
+) -> pd.Series | pd.DataFrame:
+    """:meth:`mosaicvi.MosaicVI.predict`, or with ``clusters`` ``get_cluster_probabilities``.
+
+    The class (cluster) probabilities are read at each cell's posterior mean.
+    """
+    classes = model.label_classes if clusters else check_labelled(model.label_classes)
+    adata, loader = cells_loader(model, adata, indices, batch_size)
+    probabilities = class_probabilities(model.module, loader)
+    obs_names = selected_obs_names(adata.obs_names, indices)
+    if clusters:
+        return cluster_frame(probabilities, classes, obs_names)
+    return predictions(probabilities, classes, obs_names, soft)

@@ -24,26 +24,26 @@ from mosaicvi._constants import (
 from mosaicvi.data._anndata_layout import build_anndata_layout
 from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model import _checks as checks
+from mosaicvi.model import _differential as differential
 from mosaicvi.model import _inference as inference
 from mosaicvi.model import _labels as labelling
+from mosaicvi.model import _normalized_expression as expression
 from mosaicvi.model import _options as options
 from mosaicvi.model import _safe_training as safe
-from mosaicvi.model._differential import differential_features
-from mosaicvi.model._distributed import distributed_train_kwargs
+from mosaicvi.model._feature_links import feature_links
 from mosaicvi.model._fields import obs_keys, register_layout
 from mosaicvi.model._guidance import resolve_guidance_graph
+from mosaicvi.model._imputation import imputed_anndata
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
-from mosaicvi.model._normalized_expression import normalized_expression, sample_indices
-from mosaicvi.model._outputs import feature_embeddings, write_feature_embeddings
+from mosaicvi.model._outputs import model_feature_embeddings
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
-from mosaicvi.model._training import mosaic_train_kwargs
+from mosaicvi.model._training import train_model
 from mosaicvi.module import MosaicVAE
 from mosaicvi.module._networks import check_module_options
 from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
 from mosaicvi.nn._likelihoods import LIKELIHOODS
 from mosaicvi.train import MosaicTrainingPlan, SemiSupervisedDataSplitter
-from mosaicvi.train._guards import BestWeightsKeeper
 
 if TYPE_CHECKING:
     import os
@@ -179,14 +179,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     Batches that share no modality are tied together with a guidance graph:
 
-    >>> diagonal = mosaicvi.data.mosaic_split(
-    ...     mosaicvi.data.snareseq(), {"rna": ["09A", "09B"], "atac": ["09C", "09D"]}
-    ... )
-    >>> graph = mosaicvi.data.guidance_graph(
-    ...     diagonal, links={("rna", "atac"): diagonal["rna"].varm["gene_region_link"]}
-    ... )  # doctest: +SKIP
-    >>> mosaicvi.MosaicVI.setup_mudata(diagonal, batch_key="batch")
-    >>> model = mosaicvi.MosaicVI(diagonal, guidance_graph=graph)  # doctest: +SKIP
+    >>> graph = mosaicvi.data.guidance_graph(mdata, gene_coordinates="mm10")  # doctest: +SKIP
+    >>> model = mosaicvi.MosaicVI(mdata, guidance_graph=graph)  # doctest: +SKIP
     """
 
     _module_cls = MosaicVAE
@@ -319,12 +313,13 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> None:
         """Register a paired or unpaired (mosaic) MuData.
 
-        Every modality is aligned to ``mdata.obs`` order as a sparse matrix (zero rows for cells
-        that did not measure it), and an explicit presence mask is built from which cells each
-        modality holds, never from all-zero rows. These go into ``mdata.obsm`` under keys starting
-        with ``_mosaicvi``; columns named by ``batch_key``/``labels_key`` that only exist in the
-        modalities are pulled into ``mdata.obs``. The modality AnnData objects are not modified,
-        and nothing is written when a check fails.
+        Each modality's counts are aligned to ``mdata.obs`` order in ``mdata.obsm`` (keys
+        starting with ``_mosaicvi``; zero rows for cells that did not measure it) with a presence
+        mask taken from each modality's cells, and ``mdata.obs["modality_set"]`` names the
+        modalities each cell measured (``"rna+atac"``, ``"rna"``). ``batch_key``/``labels_key``
+        columns found only in the modalities are pulled into ``mdata.obs``. The modalities are not
+        modified, and nothing is written when a check fails. The model reads only these copies;
+        keep raw counts in a layer (``layers=``) if you normalise ``X`` in place afterwards.
 
         Parameters
         ----------
@@ -336,7 +331,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             count modality). A list of names, or ``None`` for all modalities, infers the kind from
             common names (rna/gex, atac/peaks, adt/prot/protein).
         layers
-            Modality name -> layer holding raw counts (``None``: ``X``), or one name for all.
+            Modality name -> layer holding raw counts (``None``: ``X``), or one name for all, e.g.
+            ``{"rna": "counts"}``.
         batch_key
             Column of ``mdata.obs`` (or of the modalities' ``obs``) with the batch of each cell.
         labels_key
@@ -378,11 +374,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> None:
         """Register one AnnData: a single modality, or several concatenated along ``var``.
 
-        With a ``feature_type_key`` column in ``adata.var`` (Cell Ranger's ``feature_types``:
-        ``Gene Expression``, ``Peaks``, ``Antibody Capture``), each feature type becomes a modality
-        (``rna``, ``atac``, ``adt``; other types become generic count modalities), and every cell
-        is taken to have measured all of them. Without it, the whole matrix is one modality of kind
-        ``modality``.
+        With a ``feature_type_key`` column in ``adata.var`` (Cell Ranger's ``feature_types``), each
+        feature type becomes a modality (``rna``, ``atac``, ``adt`` or generic counts) measured by
+        every cell; without it, the whole matrix is one modality of kind ``modality``.
 
         Parameters
         ----------
@@ -413,7 +407,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     @classmethod
     def register_manager(cls, adata_manager: AnnDataManager) -> None:
-        """Register the manager, recording a fingerprint of its data in the registry."""
+        """Register the manager, recording a fingerprint of what the model reads of its data."""
         safe.record_fingerprint(adata_manager)
         super().register_manager(adata_manager)
 
@@ -436,12 +430,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def _make_data_loader(self, *args, **kwargs):
         kwargs.setdefault("load_sparse_tensor", True)
         return super()._make_data_loader(*args, **kwargs)
-
-    def _loader(self, adata, indices, batch_size, modalities=None, validated=False, **kwargs):
-        """Validated data and a loader over its ``indices`` (:func:`~._inference.cells_loader`)."""
-        return inference.cells_loader(
-            self, adata, indices, batch_size, modalities, validated, **kwargs
-        )
 
     def train(
         self,
@@ -469,51 +457,35 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Passes through the data; default ~1.2 million cell visits, between 20 and 400 epochs
-            (120 for 10,000 cells), with early stopping on the validation ELBO.
-        lr
-            Learning rate (Adam).
-        batch_size
-            Minibatch size.
-        early_stopping
-            Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs.
-            Off when ``max_steps`` (a trainer keyword) ends training within the first epoch,
-            before any validation.
-        early_stopping_patience
-            Epochs without improvement before stopping.
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
-        devices
-            Devices to use (Lightning): an int, a list of indices, ``-1`` or ``"auto"``.
-        train_size
-            Fraction of cells used for training (default 0.9).
-        validation_size
-            Fraction of cells for validation (default: the rest).
+            Passes through the data; default ~1.2 million cell visits (20 to 400 epochs).
+        lr, batch_size
+            Learning rate (Adam) and minibatch size.
+        early_stopping, early_stopping_patience
+            Stop when the validation ELBO has not improved for ``early_stopping_patience`` epochs
+            (off when ``max_steps`` ends training within the first epoch).
+        accelerator, devices
+            Lightning's ``"auto"``, ``"cpu"``, ``"gpu"``...; an int, a list of indices or ``"auto"``.
+        train_size, validation_size
+            Fractions of cells for training (default 0.9) and validation (default: the rest).
         n_epochs_kl_warmup
-            Epochs over which the KL weight goes from 0 to 1 (default: a quarter of ``max_epochs``,
-            at most 50).
+            Epochs over which the KL weight goes from 0 to 1 (default: ``max_epochs / 4``, <= 50).
         adversarial_strength
             Strength of the batch-adversarial gradient on the encoder (0 disables its effect).
         n_epochs_adversarial_warmup
             Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
         n_importance_samples
-            ``K > 1`` trains on the importance-weighted bound with ``K`` draws per posterior
-            component (IWAE, stratified over the experts of ``fusion="moe"``/``"mopoe"`` as
-            MMVAE) with doubly reparameterised (DReG) gradients; ``plan_kwargs={"importance_gradient":
-            "iwae"}`` uses the plain IWAE gradient. Valid for every fusion, with ``prior="normal"``
-            or ``"modality"``. ``1`` (default): the ELBO. The logged ELBO stays the ELBO.
+            ``K > 1`` trains on the importance-weighted bound, ``K`` draws per posterior component
+            (stratified as MMVAE), with DReG gradients (``plan_kwargs={"importance_gradient":
+            "iwae"}``: plain IWAE); with ``prior="normal"`` or ``"modality"``. ``1``: the ELBO.
         checkpoint_dir
-            Directory where ``last.ckpt`` (weights, optimiser and loop state) is written after
-            every epoch; ``train(ckpt_path=f"{checkpoint_dir}/last.ckpt")`` resumes from it
-            (``ckpt_path`` is a trainer keyword). Only resume from checkpoints you wrote.
+            Directory for ``last.ckpt`` (weights, optimiser, loop state), written every epoch;
+            ``train(ckpt_path=f"{checkpoint_dir}/last.ckpt")`` resumes (only from files you wrote).
         check_loss_every_n_steps
-            Steps between checks that the loss is finite (a non-finite loss stops training with
-            a ``FloatingPointError`` naming the term). ``None``: every step on the CPU, every 50
-            steps on other devices (the check waits for the device); ``1`` diagnoses the failing
-            step before any update.
+            Steps between checks that the loss is finite (else a ``FloatingPointError`` naming
+            the term). ``None``: every step on the CPU, every 50 elsewhere; ``1`` stops at the
+            failing step before any update.
         plan_kwargs
-            Passed to :class:`~mosaicvi.train.MosaicTrainingPlan`; override the arguments above
-            and the model's ``output_discriminator_kwargs``.
+            Passed to :class:`~mosaicvi.train.MosaicTrainingPlan` (override the arguments above).
         datasplitter_kwargs
             Passed to :class:`~mosaicvi.train.SparseDataSplitter`.
         **trainer_kwargs
@@ -522,45 +494,12 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Notes
         -----
-        Training first checks that the data was not edited since setup and that no batch has a
-        single cell. ``KeyboardInterrupt`` (Ctrl+C) stops training cleanly: the model keeps the
-        weights of its best epoch so far and is usable. Under DDP (``strategy="ddp"``) early
-        stopping is kept (a Lightning ``EarlyStopping``) and unused-parameter detection is on.
+        Training first checks that the data the model reads was not edited since setup and that
+        no batch has a single cell. Ctrl+C stops cleanly, keeping the best epoch's weights.
         """
-        self.module.check_importance_sampling(
-            n_importance_samples, (plan_kwargs or {}).get("importance_gradient", "dreg")
-        )
-        options.warn_deprecated_plan_kwargs(plan_kwargs)
-        safe.check_data_unchanged(self.get_anndata_manager(self.adata))
-        safe.check_training_batches(self.adata_manager)
-        kwargs = mosaic_train_kwargs(
-            self.adata.n_obs,
-            max_epochs,
-            lr,
-            batch_size,
-            early_stopping,
-            early_stopping_patience,
-            train_size,
-            n_epochs_kl_warmup,
-            adversarial_strength,
-            n_epochs_adversarial_warmup,
-            n_importance_samples,
-            {**self._plan_kwargs, **(plan_kwargs or {})},
-            dict(trainer_kwargs, accelerator=accelerator, devices=devices),
-            validation_size=validation_size,
-            datasplitter_kwargs=datasplitter_kwargs,
-        )
-        keeper = BestWeightsKeeper()
-        kwargs["callbacks"] = safe.guard_callbacks(
-            kwargs.pop("callbacks", None), checkpoint_dir, check_loss_every_n_steps, keeper
-        )
-        kwargs = distributed_train_kwargs(kwargs)
-        return safe.guarded_fit(
-            self,
-            lambda: UnsupervisedTrainingMixin.train(self, **kwargs),
-            keeper,
-            kwargs["plan_kwargs"].get("lr"),
-        )
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["trainer_kwargs"]
+        return train_model(self, **arguments, **trainer_kwargs)
 
     @torch.inference_mode()
     def get_latent_representation(
@@ -579,26 +518,21 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
-        give_mean
-            Return the posterior mean (else one sample).
+        adata, indices
+            Data set up like the training data (default: it), and the cells to use (default: all).
+        give_mean, return_dist
+            Return the posterior means (else one sample), or means and variances.
         mc_samples
-            Unused (the posterior is Gaussian); kept for scvi-tools compatibility.
+            Unused (kept for scvi-tools compatibility).
         batch_size
             Minibatch size (default: scvi-tools' setting).
-        return_dist
-            Return the posterior means and variances.
         modalities
-            Encode each cell from these modalities only (e.g. ``["rna"]``), as if it had measured
-            nothing else: with paired data, comparing the RNA-only and ATAC-only codes of the same
-            cells measures how well the modalities are aligned. Every selected cell must have
-            measured at least one of them. ``None``: every modality the cell has.
+            Encode each cell from these modalities only (e.g. ``["rna"]``): with paired data, the
+            RNA-only and ATAC-only codes of the same cells show how well they are aligned. Every
+            selected cell must have measured one of them. ``None``: every modality it has.
         dataloader
-            Minibatches to encode instead of ``adata``'s (scvi-tools' aggregated posterior
-            passes one); ``adata``, ``indices``, ``batch_size`` and ``modalities`` are then unused.
+            Minibatches to encode instead (``adata``, ``indices``, ``batch_size``, ``modalities``
+            are then unused).
         **data_loader_kwargs
             Passed to the data loader.
 
@@ -612,8 +546,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         >>> z_rna = model.get_latent_representation(paired, modalities=["rna"])  # doctest: +SKIP
         """
         if dataloader is None:
-            _, dataloader = self._loader(
-                adata, indices, batch_size, modalities, **data_loader_kwargs
+            _, dataloader = inference.cells_loader(
+                self, adata, indices, batch_size, modalities, **data_loader_kwargs
             )
         else:
             self._check_if_trained(warn=False)
@@ -630,23 +564,14 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
-        batch_size
-            Minibatch size (default: scvi-tools' setting).
+        adata, indices, batch_size
+            As :meth:`get_latent_representation`.
 
         Returns
         -------
         DataFrame (cells x modalities); weights are 0 for modalities a cell lacks and sum to 1.
         """
-        adata, loader = self._loader(adata, indices, batch_size)
-        return pd.DataFrame(
-            inference.attention_weights(self.module, loader),
-            index=checks.selected_obs_names(adata.obs_names, indices),
-            columns=list(self.modalities),
-        )
+        return inference.model_attention_weights(self, adata, indices, batch_size)
 
     def predict(
         self,
@@ -657,21 +582,15 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> pd.Series | pd.DataFrame:
         """Predicted label of every cell, from any modalities it has (semi-supervised models).
 
-        The model must have been set up with ``labels_key`` and ``unlabeled_category``; the
-        classifier ``q(label | z)`` (the mixture prior's ``q(c | z)``) is read at each cell's
-        posterior mean, so cells of batches that share no modality with the labelled ones are
-        labelled too.
+        Needs setup with ``labels_key`` and ``unlabeled_category``; ``q(label | z)`` is read at
+        each cell's posterior mean, so cells sharing no modality with labelled ones get labels.
 
         Parameters
         ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
+        adata, indices, batch_size
+            As :meth:`get_latent_representation`.
         soft
             Return the probability of every class instead of the most probable one.
-        batch_size
-            Minibatch size (default: scvi-tools' setting).
 
         Returns
         -------
@@ -680,18 +599,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> mosaicvi.MosaicVI.setup_mudata(
-        ...     mdata, batch_key="batch", labels_key="cell_type", unlabeled_category="unknown"
-        ... )  # doctest: +SKIP
-        >>> model = mosaicvi.MosaicVI(mdata)  # doctest: +SKIP
-        >>> model.train()  # doctest: +SKIP
         >>> mdata.obs["predicted"] = model.predict()  # doctest: +SKIP
         """
-        classes = labelling.check_labelled(self.label_classes)
-        adata, loader = self._loader(adata, indices, batch_size)
-        probabilities = inference.class_probabilities(self.module, loader)
-        obs_names = checks.selected_obs_names(adata.obs_names, indices)
-        return labelling.predictions(probabilities, classes, obs_names, soft)
+        return labelling.model_predictions(self, adata, indices, soft, batch_size)
 
     def get_cluster_probabilities(
         self,
@@ -703,12 +613,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Parameters
         ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
-        batch_size
-            Minibatch size (default: scvi-tools' setting).
+        adata, indices, batch_size
+            As :meth:`get_latent_representation`.
 
         Returns
         -------
@@ -717,15 +623,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> model = mosaicvi.MosaicVI(mdata, prior="mixture", n_clusters=15)  # doctest: +SKIP
-        >>> model.train()  # doctest: +SKIP
         >>> mdata.obs["cluster"] = model.get_cluster_probabilities().idxmax(1)  # doctest: +SKIP
         """
         labelling.check_mixture_prior(self.module.prior_name)
-        adata, loader = self._loader(adata, indices, batch_size)
-        probabilities = inference.class_probabilities(self.module, loader)
-        obs_names = checks.selected_obs_names(adata.obs_names, indices)
-        return labelling.cluster_frame(probabilities, self.label_classes, obs_names)
+        return labelling.model_predictions(self, adata, indices, True, batch_size, clusters=True)
 
     def get_marginal_ll(
         self,
@@ -738,26 +639,14 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> np.ndarray | float:
         """Importance-sampled estimate of ``log p(x)`` of each cell, over the modalities it has.
 
-        The proposal is the cell's fused posterior ``q(z | x)`` (whatever the fusion; mixtures
-        are sampled stratified, ``n_mc_samples`` draws from each expert or subset), and
-
-        ``log p(x) ~ log 1/S sum_s p(x_present | z_s) p(z_s) / q(z_s | x)``,
-
-        where only the modalities the cell measured enter the likelihood, at its observed library
-        sizes (and, with a guidance graph, the posterior mean of the feature embeddings). With the
-        mixture prior, ``p(z)`` is itself estimated by importance sampling over its clusters and
-        continuous code. The estimate is a stochastic lower bound of ``log p(x)`` that tightens
-        with ``n_mc_samples`` and lies above the ELBO on average (in nats; higher is better). Use
-        it to compare models on the same cells, e.g. trained with
-        ``train(n_importance_samples=K)`` or not. Unlike scvi-tools' ``get_marginal_ll``, it
-        returns one value per cell by default.
+        ``log 1/S sum_s p(x_present | z_s) p(z_s) / q(z_s | x)`` (the fused posterior as proposal,
+        measured modalities at observed libraries): a lower bound that tightens with
+        ``n_mc_samples``, above the ELBO on average (nats). Compares models on the same cells.
 
         Parameters
         ----------
-        adata
-            Data set up like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
+        adata, indices
+            Data set up like the training data (default: it), and the cells to use (default: all).
         n_mc_samples
             Importance samples per posterior component.
         batch_size
@@ -773,13 +662,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> import mosaicvi
-        >>> mdata = mosaicvi.data.snareseq()
-        >>> mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
-        >>> model = mosaicvi.MosaicVI(mdata, fusion="moe")
-        >>> model.train(max_epochs=5, n_importance_samples=5)  # doctest: +SKIP
-        >>> log_px = model.get_marginal_ll(n_mc_samples=100)  # doctest: +SKIP
-        >>> mdata.obs["log_px"] = log_px  # doctest: +SKIP
+        >>> model.train(n_importance_samples=5)  # doctest: +SKIP
+        >>> mdata.obs["log_px"] = model.get_marginal_ll(n_mc_samples=100)  # doctest: +SKIP
         """
         check_n_mc_samples(n_mc_samples)
         adata = self._validate_anndata(adata)
@@ -799,9 +683,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ['09A', '09B', '09C', '09D', '09I', '09J', '09K', '09L']
         """
         modality = checks.check_modality(modality, self.modalities)
-        codes = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
-        categories = checks.batch_categories(self.adata_manager)
-        return [str(categories[c]) for c in codes]
+        return checks.measuring_batch_names(self.adata_manager, modality, self.modalities)
 
     def get_normalized_expression(
         self,
@@ -818,20 +700,18 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return_mean: bool = True,
         return_numpy: bool = False,
         modalities: Sequence[str] | None = None,
+        gene_list: Sequence[str] | None = None,
     ) -> pd.DataFrame | np.ndarray:
         """Normalised values of one modality for every cell, whether or not it measured it.
 
-        Each cell is encoded from the modalities it measured, and ``modality`` is decoded from
-        its latent code: for a cell that never measured ``modality`` this is the imputation of the
-        missing modality. Decoding always uses a fixed library size, never a cell's observed one
-        (which is zero for a modality the cell lacks).
+        Each cell is encoded from the modalities it measured and ``modality`` decoded from its
+        code (imputed where the cell lacks it), always at a fixed library, never the cell's own.
+        :meth:`get_imputed` gives the same values as an AnnData for scanpy.
 
         Parameters
         ----------
-        adata
-            Data registered like the training data (default: the training data).
-        indices
-            Cells to use (default: all).
+        adata, indices
+            Data set up like the training data (default: it), and the cells to use (default: all).
         modality
             Name of the modality to decode (required), e.g. ``"rna"`` or ``"atac"``.
         transform_batch
@@ -842,18 +722,15 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         feature_list
             Features to return (default: all features of ``modality``).
         library_size
-            Library to decode at. ``None``: 1 for count modalities (RNA, ADT, generic counts), so
-            values are proportions as scVI's ``library_size=1``, and for ATAC the median number of
-            open peaks of the cells that measured it, so values are accessibility probabilities of
-            a typical cell. ``"median"``: the median library of the cells that measured the
-            modality (total counts; open features for ATAC). A number: that library (counts, or
-            open features for ATAC).
+            Library to decode at. ``None``: 1 for count modalities (proportions, as scVI), for
+            ATAC the median open peaks of its measuring cells (accessibility probabilities of a
+            typical cell). ``"median"``: the median library of the measuring cells (total counts;
+            open features for ATAC). A number: that library.
         n_samples
             Posterior samples of ``z`` per cell.
         n_samples_overall
             Instead of every cell: this many draws of (random cell, posterior sample), as
-            scvi-tools' differential expression asks for. Returns an array
-            ``(n_samples_overall, n_features)``.
+            scvi-tools' DE asks for; an array ``(n_samples_overall, n_features)``.
         use_z_mean
             Decode the posterior mean of ``z`` instead of samples.
         batch_size
@@ -863,11 +740,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return_numpy
             Return a numpy array instead of a DataFrame (cells x features).
         modalities
-            Encode each cell from these modalities only (e.g. ``["atac"]``), as if it had measured
-            nothing else: ``modality="rna", modalities=["atac"]`` imputes RNA from ATAC alone,
-            also for paired cells (cross-modal coherence, :mod:`mosaicvi.metrics`). Every
-            selected cell must have measured at least one of them. ``None``: every modality the
-            cell has.
+            Encode each cell from these modalities only: ``modality="rna", modalities=["atac"]``
+            imputes RNA from ATAC alone, also for paired cells (cross-modal coherence). Every
+            selected cell must have measured one of them. ``None``: every modality it has.
+        gene_list
+            scvi-tools' name for ``feature_list`` (give one of them).
 
         Returns
         -------
@@ -876,48 +753,13 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> # ATAC accessibility probabilities of every cell, including RNA-only cells
         >>> atac = model.get_normalized_expression(modality="atac")  # doctest: +SKIP
-        >>> # RNA proportions decoded into batch "09A" (batch-corrected), averaged over 10 samples
-        >>> rna = model.get_normalized_expression(
-        ...     modality="rna", transform_batch="09A", n_samples=10
-        ... )  # doctest: +SKIP
-        >>> # RNA of the paired cells imputed from their ATAC alone
-        >>> from_atac = model.get_normalized_expression(
-        ...     indices=paired_cells, modality="rna", modalities=["atac"]
-        ... )  # doctest: +SKIP
+        >>> rna = model.get_normalized_expression(modality="rna", transform_batch="09A")
+        ... # doctest: +SKIP
         """
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        modality = checks.check_modality(modality, self.modalities)
-        manager = self.adata_manager
-        targets = checks.transform_batch_codes(manager, modality, self.modalities, transform_batch)
-        measured = checks.measuring_batch_codes(manager, modality, self.modalities)
-        library = checks.decoding_library(self.module, modality, library_size)
-        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
-        indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
-        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
-        values = normalized_expression(
-            self.module,
-            loader,
-            modality,
-            library,
-            targets,
-            measured,
-            columns,
-            n_samples,
-            use_z_mean,
-        )
-        if n_samples_overall is not None:
-            return values[0]
-        if n_samples > 1 and return_mean:
-            values = values.mean(0)
-        elif n_samples == 1:
-            values = values[0]
-        if return_numpy or values.ndim == 3:
-            return values
-        names = self.feature_names[modality][columns]
-        return pd.DataFrame(values, index=adata.obs_names[indices], columns=names)
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return expression.model_normalized_expression(self, **arguments)
 
     def posterior_predictive_sample(
         self,
@@ -930,16 +772,16 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size: int | None = None,
         modalities: Sequence[str] | None = None,
         use_z_mean: bool = False,
+        gene_list: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Counts of ``modality`` drawn from the model for every cell (imputed where missing).
 
-        ``(cells, features)``, or ``(n_samples, cells, features)``: ``z`` from each cell's
-        posterior, then counts from the modality's likelihood (dispersion included) at
-        ``library_size``, in the cell's batch if it measured ``modality``, else in one that did.
+        ``(cells, features)`` or ``(n_samples, cells, features)``: ``z`` from each posterior, then
+        counts from the likelihood at ``library_size``, in a batch that measured ``modality``.
 
         Parameters
         ----------
-        adata, indices, batch_size, modalities, feature_list, use_z_mean
+        adata, indices, batch_size, modalities, feature_list, use_z_mean, gene_list
             As :meth:`get_normalized_expression`.
         modality
             The modality to draw (required).
@@ -948,31 +790,61 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         library_size
             Library to decode at: ``"median"`` (a typical measuring cell) or a number.
         """
-        self._check_if_trained(warn=False)
-        adata = self._validate_anndata(adata)
-        modality = checks.check_modality(modality, self.modalities)
-        measured = checks.measuring_batch_codes(self.adata_manager, modality, self.modalities)
-        library = checks.decoding_library(self.module, modality, library_size)
-        columns = checks.feature_columns(self.feature_names[modality], modality, feature_list)
-        indices = sample_indices(adata.n_obs, indices, n_samples, None)
-        _, loader = self._loader(adata, indices, batch_size, modalities, validated=True)
-        values = normalized_expression(
-            self.module,
-            loader,
-            modality,
-            library,
-            None,
-            measured,
-            columns,
-            n_samples,
-            use_z_mean,
-            True,
-        )
-        return values[0] if n_samples == 1 else values
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return expression.posterior_predictive(self, **arguments)
+
+    @torch.inference_mode()
+    def get_imputed(
+        self,
+        modality: str,
+        adata: MuData | AnnData | None = None,
+        feature_list: Sequence[str] | None = None,
+        threshold: float | None = None,
+        dense: bool | None = None,
+        transform_batch: str | Sequence[str] | None = None,
+        library_size: float | Literal["median"] | None = None,
+        use_z_mean: bool = True,
+        batch_size: int | None = None,
+        gene_list: Sequence[str] | None = None,
+    ) -> AnnData:
+        """``modality`` decoded for every cell, as an AnnData ready for scanpy.
+
+        :meth:`get_normalized_expression`'s values (at the posterior mean by default), computed
+        by minibatch, for all cells in ``obs`` order, with the modality's ``var``, the data's
+        ``obs``, ``obsm`` and colours (``sc.pl.umap``, ``sc.tl.rank_genes_groups`` take it as is)
+        and ``obs["measured"]``: True where the cell measured ``modality`` (denoised values).
+
+        Parameters
+        ----------
+        modality
+            The modality to impute, e.g. ``"atac"`` or ``"rna"``.
+        adata, feature_list, transform_batch, library_size, use_z_mean, batch_size, gene_list
+            As :meth:`get_normalized_expression`.
+        threshold
+            In a sparse result, values below it become 0 (as MULTIVI). ``None``: for binary
+            modalities (ATAC) 5 times the average of a typical cell (``library_size`` / number of
+            peaks), which keeps its likely open peaks and a small result; else 0.
+        dense
+            Return a dense ``X``. ``None``: sparse for binary likelihoods (ATAC), else dense.
+
+        Returns
+        -------
+        AnnData (cells x features); ``uns["mosaicvi_imputed"]`` records modality, library and
+        threshold.
+
+        Examples
+        --------
+        >>> atac = model.get_imputed("atac")  # doctest: +SKIP
+        >>> sc.pl.umap(atac, color=["chr1_5019221_5019674", "measured"])  # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return imputed_anndata(self, **arguments)
 
     def differential_features(
         self,
-        groupby: str,
+        groupby: str | None,
         modality: str,
         group1: str | Sequence[str] | None = None,
         group2: str | None = None,
@@ -980,7 +852,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         delta: float | None = None,
         fdr_target: float = 0.05,
         batch_correction: bool = True,
-        n_samples: int = 5000,
+        n_samples: int = differential.N_DE_SAMPLES,
         adata: MuData | AnnData | None = None,
         pseudocounts: float | None = None,
         change: Literal["log-fold", "difference"] | None = None,
@@ -989,35 +861,33 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size: int | None = None,
         key_added: str | None = "rank_features_mosaicvi",
         all_stats: bool = True,
-        silent: bool = True,
+        silent: bool = False,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
         **kwargs,
     ) -> pd.DataFrame:
         """Bayes-factor test of every feature of ``modality`` between groups of cells.
 
-        Posterior samples of the decoded values of ``modality`` (:meth:`get_normalized_expression`)
-        are drawn for the cells of each group, including cells that never measured
-        ``modality`` (their values are imputed from the modalities they have), and compared with
-        scvi-tools' Bayes-factor machinery (``"change"`` mode as Boyeau et al., ``"vanilla"`` as
-        Lopez et al.). Raw statistics (means, non-zero fractions) use only the cells that
-        measured ``modality``. With ``group1=None`` every group is tested against the rest.
-
-        Per-modality defaults (each can be overridden): RNA and generic counts are tested as scVI
-        does (proportions, log2 fold change, ``delta=0.25``, pseudocounts estimated from features
-        a group's measuring cells do not express); ATAC on accessibility probabilities of a
-        typical cell, with the *difference* of probabilities as the effect (``lfc_*`` columns then
-        hold ``p1 - p2``) and ``delta=0.05``; ADT on expected counts at the median library,
-        log2 fold change with a prior count of 1 and ``delta=0.25``.
+        Posterior samples of the decoded values (:meth:`get_normalized_expression`) of each
+        group's cells, including those that never measured ``modality`` (imputed), are compared
+        with scvi-tools' Bayes factors (``"change"`` mode as Boyeau et al., ``"vanilla"`` as Lopez
+        et al.); raw statistics use only cells that measured ``modality``. Defaults per modality:
+        RNA and counts as scVI (proportions, log2 fold change, ``delta=0.25``, pseudocounts
+        estimated); ATAC on accessibility probabilities, effect ``p1 - p2`` in the ``lfc_*``
+        columns, ``delta=0.05``; ADT on counts at the median library, log2 fold change with a
+        prior count of 1. :meth:`differential_expression` takes scvi-tools' argument names.
 
         Parameters
         ----------
         groupby
-            Column of ``adata.obs`` (the MuData's global ``obs``) with the groups.
+            Column of ``adata.obs`` with the groups (``None`` with ``idx1``).
         modality
             Modality to test, e.g. ``"rna"``, ``"atac"`` or ``"adt"``.
-        group1
-            Group (or groups, each tested in turn) of ``groupby``; ``None``: every group.
-        group2
-            Group to compare with; ``None``: all other cells with a group.
+        group1, group2
+            Group(s) of ``groupby`` to test, each in turn, against ``group2``; ``None``: every
+            group, and all other cells with a group.
         mode
             ``"change"`` (effect size beyond ``delta``) or ``"vanilla"`` (``P(x1 > x2)``).
         delta
@@ -1025,66 +895,173 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         fdr_target
             Target posterior expected FDR of the ``is_de_fdr_<fdr_target>`` column.
         batch_correction
-            Decode every cell into each batch that measured ``modality`` (never into batches
-            that did not) and pair samples within batches; else decode into observed batches.
+            Decode every cell into each batch that measured ``modality`` and pair samples within
+            batches; else decode into observed batches.
         n_samples
-            Posterior samples per group (scvi-tools' ``n_samples_overall``).
-        adata
-            Data registered like the training data (default: the training data).
-        pseudocounts
-            Offset of the log fold change; ``None``: the modality's default.
-        change
-            ``"log-fold"`` or ``"difference"``; ``None``: the modality's default.
-        library_size
-            Library to decode at (see :meth:`get_normalized_expression`); ``None``: the
-            modality's default.
+            Posterior samples per group (scvi-tools' ``n_samples_overall``): more give steadier
+            Bayes factors, in proportionally more time.
+        adata, batch_size
+            As :meth:`get_latent_representation`.
+        pseudocounts, change, library_size
+            Offset of the log fold change; ``"log-fold"`` or ``"difference"``; the library to
+            decode at (:meth:`get_normalized_expression`). ``None``: the modality's defaults.
         threshold_counts
-            Raw mean (over a group's measuring cells) below which a feature counts as unexpressed
-            when pseudocounts are estimated.
-        batch_size
-            Minibatch size (default: scvi-tools' setting).
+            Raw mean below which a feature is unexpressed when pseudocounts are estimated.
         key_added
-            Also store the result in ``uns[key_added]`` of the modality's AnnData
-            (``mdata.mod[modality]``; the AnnData itself when the model was set up with
-            ``setup_anndata``), in the layout of :func:`scanpy.tl.rank_genes_groups`: per group,
-            features higher in the group first (strongest evidence first), lower ones last;
-            scores are log Bayes factors, ``pvals`` are
-            ``1 - proba_de`` and ``pvals_adj`` the posterior expected FDR. The ``groupby`` column is
-            copied into that AnnData's ``obs`` when missing, so ``sc.pl.rank_genes_groups_dotplot``
-            and ``sc.get.rank_genes_groups_df`` work on it. ``None``: write nothing.
+            Also store the result in ``uns[key_added]`` of the modality's AnnData in the layout of
+            :func:`scanpy.tl.rank_genes_groups` (scores: log Bayes factors, ``pvals``:
+            ``1 - proba_de``, ``pvals_adj``: posterior expected FDR; ``groupby`` copied to its
+            ``obs``), for ``sc.pl.rank_genes_groups_dotplot``. ``None``: write nothing.
         all_stats
             Add the raw statistics of each group over its measuring cells.
         silent
-            Do not log progress per group (at INFO level).
+            Hide the progress bar over groups.
+        idx1, idx2
+            Cells of groups 1 and 2 instead of ``groupby`` (as scvi-tools): boolean masks, cell
+            positions or ``obs`` queries (``"cell_type == 'Ast'"``); ``idx2=None``: all other
+            cells. The groups are named ``"idx1"``, ``"idx2"`` (``"rest"``); ``uns`` is unchanged.
+        batchid1, batchid2
+            Batches to decode group 1 (2) into, among those that measured ``modality``.
         **kwargs
-            Passed to scvi-tools' ``DifferentialComputation.get_bayes_factors`` (e.g.
-            ``test_mode``, ``cred_interval_lvls``, ``use_permutation``).
+            Passed to scvi-tools' ``get_bayes_factors`` (e.g. ``test_mode``).
 
         Returns
         -------
-        DataFrame with one row per feature and comparison (features as index): ``proba_de``,
-        ``proba_not_de``, ``bayes_factor``, ``scale1``, ``scale2``, ``pseudocounts``, ``delta``,
-        ``lfc_mean``, ``lfc_median``, ``lfc_std``, ``lfc_min``, ``lfc_max``,
-        ``is_de_fdr_<fdr_target>`` (``"change"`` mode; ``proba_m1``, ``proba_m2``,
-        ``bayes_factor``, ``scale1``, ``scale2`` in ``"vanilla"`` mode), the raw statistics
-        ``raw_mean1/2``, ``non_zeros_proportion1/2``, ``raw_normalized_mean1/2``,
-        ``n_measured1/2``, and ``comparison``, ``group1``, ``group2``. Within a comparison rows
-        are sorted by ``proba_de`` (``bayes_factor`` in vanilla mode).
+        DataFrame, a row per feature and comparison, sorted by ``proba_de`` (vanilla:
+        ``bayes_factor``), with scvi-tools' columns (``proba_de``, ``bayes_factor``, ``scale1/2``,
+        ``lfc_mean``..., ``raw_mean1/2``, ``is_de_fdr_<fdr_target>``, ``comparison``, ``group1``,
+        ``group2``, ...) and ``n_measured1/2``.
 
         Examples
         --------
         >>> de = model.differential_features("cell_type", "rna")  # doctest: +SKIP
         >>> de[de["is_de_fdr_0.05"] & (de["lfc_mean"] > 0)].groupby("group1").head(5)
         ... # doctest: +SKIP
-        >>> import scanpy as sc
-        >>> sc.pl.rank_genes_groups_dotplot(mdata["rna"], key="rank_features_mosaicvi")
-        ... # doctest: +SKIP
-        >>> peaks = model.differential_features("cell_type", "atac", group1="Ast", key_added=None)
-        ... # doctest: +SKIP
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"], arguments["kwargs"]
-        return differential_features(self, **arguments, **kwargs)
+        return differential.differential_features(self, **arguments, **kwargs)
+
+    def differential_expression(
+        self,
+        adata: MuData | AnnData | None = None,
+        groupby: str | None = None,
+        group1: str | Sequence[str] | None = None,
+        group2: str | None = None,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        mode: Literal["change", "vanilla"] = "change",
+        delta: float | None = None,
+        batch_size: int | None = None,
+        all_stats: bool = True,
+        batch_correction: bool = True,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
+        fdr_target: float = 0.05,
+        silent: bool = False,
+        modality: str | None = None,
+        n_samples: int = differential.N_DE_SAMPLES,
+        key_added: str | None = None,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Differential expression with scvi-tools' arguments (:meth:`differential_features`).
+
+        scvi-tools' arguments, order and columns, on the RNA modality by default. Proteins:
+        ``modality="adt"``, not totalVI's ``protein_list``, since each modality has its own effect,
+        library and ``delta`` defaults. Unlike scvi-tools, ``mode="change"`` and
+        ``batch_correction=True`` are the defaults: a mosaic decodes only into measuring batches.
+
+        Parameters
+        ----------
+        adata, groupby, group1, group2, idx1, idx2, mode, delta, batch_size, all_stats
+            As :meth:`differential_features`.
+        batch_correction, batchid1, batchid2, fdr_target, silent, n_samples, key_added
+            As :meth:`differential_features` (``key_added=None``: nothing is written).
+        modality
+            Modality to test (default: the RNA modality), e.g. ``"adt"`` for proteins.
+        **kwargs
+            :meth:`differential_features`' other arguments, or scvi-tools' ``get_bayes_factors``.
+
+        Examples
+        --------
+        >>> de = model.differential_expression(idx1="cell_type == 'Ast'")  # doctest: +SKIP
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return differential.named_differential(self, "expression", **arguments, **kwargs)
+
+    def differential_accessibility(
+        self,
+        adata: MuData | AnnData | None = None,
+        groupby: str | None = None,
+        group1: str | Sequence[str] | None = None,
+        group2: str | None = None,
+        idx1: Sequence[int] | Sequence[bool] | str | None = None,
+        idx2: Sequence[int] | Sequence[bool] | str | None = None,
+        mode: Literal["change", "vanilla"] = "change",
+        delta: float | None = None,
+        batch_size: int | None = None,
+        all_stats: bool = True,
+        batch_correction: bool = True,
+        batchid1: Sequence[str] | None = None,
+        batchid2: Sequence[str] | None = None,
+        fdr_target: float = 0.05,
+        silent: bool = False,
+        modality: str | None = None,
+        n_samples: int = differential.N_DE_SAMPLES,
+        key_added: str | None = None,
+        **kwargs,
+    ) -> pd.DataFrame:
+        """Differential accessibility with MULTIVI's arguments (:meth:`differential_features`).
+
+        As :meth:`differential_expression`, on ATAC (the first binary modality) by default, plus
+        MULTIVI's ``prob_da``, ``is_da_fdr``, ``est_prob1/2``, ``effect_size``, ``emp_mean1/2``
+        = ``emp_prob1/2`` (measured open fractions) and ``emp_effect``; as in MULTIVI, effects
+        are group 2 minus group 1, unlike ``lfc_mean``.
+
+        Parameters
+        ----------
+        adata, groupby, group1, group2, idx1, idx2, mode, delta, batch_size, all_stats
+            As :meth:`differential_features`.
+        batch_correction, batchid1, batchid2, fdr_target, silent, n_samples, key_added, **kwargs
+            As :meth:`differential_expression`.
+        modality
+            Modality to test (default: ATAC).
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"], arguments["kwargs"]
+        return differential.named_differential(self, "accessibility", **arguments, **kwargs)
+
+    def differential_abundance(
+        self,
+        adata: MuData | AnnData | None = None,
+        sample_key: str | None = None,
+        batch_size: int = 128,
+        num_cells_posterior: int | None = None,
+        dof: float | None = None,
+    ) -> pd.DataFrame:
+        """Log density of every cell under each sample's aggregated posterior (scvi-tools).
+
+        Per sample, a mixture of its cells' posteriors (scvi-tools' method); a cell's log density
+        under it says how typical its state is of that sample (compare conditions per state).
+
+        Parameters
+        ----------
+        adata, batch_size
+            Data set up like the training data (default: it), and minibatch size.
+        sample_key
+            Column of ``obs`` with the samples (e.g. ``"batch"``).
+        num_cells_posterior, dof
+            At most this many cells per sample form its aggregated posterior (default: all),
+            of Student's t components with ``dof`` degrees of freedom (``None``: normal).
+
+        Returns
+        -------
+        DataFrame (cells x samples) of log densities, also in ``obsm["da_log_probs"]``.
+        """
+        arguments = dict(locals())  # every argument above, passed on by name
+        del arguments["self"]
+        return differential.differential_abundance(self, **arguments)
 
     def get_feature_embeddings(
         self, key_added: str | None = None, return_std: bool = False
@@ -1096,9 +1073,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         key_added
-            If given, also write the means to ``varm[key_added]`` of each modality (and the
-            standard deviations to ``varm[key_added + "_std"]`` with ``return_std``) of the
-            model's MuData, or of its AnnData when it has one modality.
+            Also write the means to ``varm[key_added]`` of each modality (with ``return_std`` the
+            standard deviations to ``varm[key_added + "_std"]``).
         return_std
             Return the posterior standard deviations instead of the means.
 
@@ -1108,14 +1084,45 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> embeddings = model.get_feature_embeddings(key_added="X_mosaicvi")  # doctest: +SKIP
-        >>> embeddings["rna"].loc["Gad1"]  # doctest: +SKIP
+        >>> model.get_feature_embeddings(key_added="X_mosaicvi")["rna"].loc["Gad1"]
+        ... # doctest: +SKIP
         """
-        self._check_if_trained(warn=False)
-        means, stds = feature_embeddings(self.module, self.feature_names)
-        if key_added is not None:
-            write_feature_embeddings(self.adata, key_added, means, stds if return_std else None)
-        return stds if return_std else means
+        return model_feature_embeddings(self, key_added, return_std)
+
+    def get_feature_links(
+        self,
+        features: str | Sequence[str] | None = None,
+        modalities: Sequence[str] | None = None,
+        min_similarity: float | None = None,
+    ) -> pd.DataFrame:
+        """Links of the guidance graph between modalities, scored by the trained model.
+
+        Every graph edge between two modalities (a gene and a peak near it, a protein and its
+        gene) with the cosine similarity of the two learned feature embeddings
+        (:meth:`get_feature_embeddings`): links the data supports end up similar. Use it to rank
+        candidate regulatory links, e.g. the peaks near a marker gene the model ties to it.
+
+        Parameters
+        ----------
+        features
+            Keep links with one of these features at either end (default: all links).
+        modalities
+            Keep links between these modalities only (e.g. ``["rna", "atac"]``).
+        min_similarity
+            Keep links whose similarity is at least this (between -1 and 1).
+
+        Returns
+        -------
+        DataFrame, strongest first: ``source``, ``target`` (model order: gene then peak),
+        ``source_modality``, ``target_modality``, ``similarity``, ``distance`` (bp, 0 when they
+        overlap; NaN unless both have coordinates, from ``var`` chrom/start/end or ``interval``
+        or names like ``chr1_100_200``, on one chromosome), and the graph's ``weight``, ``sign``.
+
+        Examples
+        --------
+        >>> model.get_feature_links(features="Gad1").head()  # doctest: +SKIP
+        """
+        return feature_links(self, features, modalities, min_similarity)
 
     def save(
         self,
@@ -1140,9 +1147,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         **anndata_write_kwargs
             Passed to the data's ``write``.
 
-        Examples
-        --------
-        >>> model.save("mosaicvi_model", overwrite=True)  # doctest: +SKIP
         """
         save_model(self, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs)
 
@@ -1157,8 +1161,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     ) -> MosaicVI:
         """Load a model saved by :meth:`save`, without unpickling anything.
 
-        A ``ValueError`` refuses a directory without mosaicvi files (a pickled ``model.pt``),
-        weights that are not only tensors, or data with other features (listed).
+        Refuses (``ValueError``) pickled files, non-tensor weights or data with other features.
 
         Parameters
         ----------
@@ -1174,9 +1177,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         prefix
             Prefix of the file names.
 
-        Examples
-        --------
-        >>> model = mosaicvi.MosaicVI.load("mosaicvi_model", adata=mdata)  # doctest: +SKIP
         """
         return load_model(cls, dir_path, adata, accelerator, device, prefix)
 

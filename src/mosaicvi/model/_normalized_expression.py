@@ -2,17 +2,93 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import MODULE_KEYS
-from mosaicvi.model._inference import iterate_inference
+from mosaicvi.model import _checks as checks
+from mosaicvi.model._inference import cells_loader, iterate_inference
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from mosaicvi import MosaicVI
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What to decode, checked: the modality, its library, target batches and feature columns.
+
+    See :func:`normalized_expression` for the meaning of each field.
+    """
+
+    modality: str
+    library: float
+    targets: list[int] | None
+    measured: list[int]
+    columns: np.ndarray
+
+
+def decoding(
+    model: MosaicVI,
+    modality: str | None,
+    transform_batch: str | Sequence[str] | None,
+    library_size: float | str | None,
+    feature_list: Sequence[str] | None,
+    gene_list: Sequence[str] | None = None,
+) -> Decoding:
+    """Check the decoding arguments of ``get_normalized_expression`` and resolve them."""
+    modality = checks.check_modality(modality, model.modalities)
+    feature_list = checks.chosen_features(feature_list, gene_list)
+    manager = model.adata_manager
+    return Decoding(
+        modality,
+        checks.decoding_library(model.module, modality, library_size),
+        checks.transform_batch_codes(manager, modality, model.modalities, transform_batch),
+        checks.measuring_batch_codes(manager, modality, model.modalities),
+        checks.feature_columns(model.feature_names[modality], modality, feature_list),
+    )
+
+
+def model_normalized_expression(
+    model: MosaicVI,
+    adata,
+    indices: Sequence[int] | None,
+    modality: str | None,
+    transform_batch: str | Sequence[str] | None,
+    feature_list: Sequence[str] | None,
+    library_size: float | str | None,
+    n_samples: int,
+    n_samples_overall: int | None,
+    use_z_mean: bool,
+    batch_size: int | None,
+    return_mean: bool,
+    return_numpy: bool,
+    modalities: Sequence[str] | None,
+    gene_list: Sequence[str] | None = None,
+) -> pd.DataFrame | np.ndarray:
+    """:meth:`mosaicvi.MosaicVI.get_normalized_expression` (whose docstring describes it)."""
+    model._check_if_trained(warn=False)
+    adata = model._validate_anndata(adata)
+    plan = decoding(model, modality, transform_batch, library_size, feature_list, gene_list)
+    indices = sample_indices(adata.n_obs, indices, n_samples, n_samples_overall)
+    _, loader = cells_loader(model, adata, indices, batch_size, modalities, validated=True)
+    values = normalized_expression(model.module, loader, plan, n_samples, use_z_mean)
+    if n_samples_overall is not None:
+        return values[0]
+    if n_samples > 1 and return_mean:
+        values = values.mean(0)
+    elif n_samples == 1:
+        values = values[0]
+    if return_numpy or values.ndim == 3:
+        return values
+    names = model.feature_names[plan.modality][plan.columns]
+    return pd.DataFrame(values, index=adata.obs_names[indices], columns=names)
 
 
 def sample_indices(
@@ -34,20 +110,55 @@ def sample_indices(
     return indices
 
 
-@torch.inference_mode()
+def posterior_predictive(
+    model: MosaicVI,
+    adata,
+    indices: Sequence[int] | None,
+    modality: str | None,
+    n_samples: int,
+    library_size: float | str,
+    feature_list: Sequence[str] | None,
+    batch_size: int | None,
+    modalities: Sequence[str] | None,
+    use_z_mean: bool,
+    gene_list: Sequence[str] | None = None,
+) -> np.ndarray:
+    """:meth:`mosaicvi.MosaicVI.posterior_predictive_sample` (its docstring describes it)."""
+    model._check_if_trained(warn=False)
+    adata = model._validate_anndata(adata)
+    plan = decoding(model, modality, None, library_size, feature_list, gene_list)
+    indices = sample_indices(adata.n_obs, indices, n_samples, None)
+    _, loader = cells_loader(model, adata, indices, batch_size, modalities, validated=True)
+    values = normalized_expression(model.module, loader, plan, n_samples, use_z_mean, True)
+    return values[0] if n_samples == 1 else values
+
+
 def normalized_expression(
     module,
     loader: Iterable[dict[str, torch.Tensor]],
-    modality: str,
-    library: float,
-    targets: list[int] | None,
-    measured: list[int],
-    columns: np.ndarray,
+    plan: Decoding,
     n_samples: int = 1,
     use_z_mean: bool = False,
     draw: bool = False,
 ) -> np.ndarray:
-    """Decoded values ``(n_samples, n_cells, len(columns))`` of ``modality`` for the loader's cells.
+    """Decoded values ``(n_samples, n_cells, len(columns))`` of the loader's cells.
+
+    The minibatches of :func:`iter_normalized_expression`, concatenated.
+    """
+    chunks = iter_normalized_expression(module, loader, plan, n_samples, use_z_mean, draw)
+    return np.concatenate(list(chunks), axis=1)
+
+
+@torch.inference_mode()
+def iter_normalized_expression(
+    module,
+    loader: Iterable[dict[str, torch.Tensor]],
+    plan: Decoding,
+    n_samples: int = 1,
+    use_z_mean: bool = False,
+    draw: bool = False,
+) -> Iterator[np.ndarray]:
+    """Decoded values ``(n_samples, minibatch size, len(columns))``, one minibatch at a time.
 
     Parameters
     ----------
@@ -55,17 +166,11 @@ def normalized_expression(
         A :class:`~mosaicvi.module.MosaicVAE`.
     loader
         Minibatches of the cells (their presence mask may be limited to chosen modalities).
-    modality
-        The modality to decode.
-    library
-        Library size to decode at.
-    targets
-        Batch codes to decode into (averaged), or ``None``: each cell's own batch when it
-        measured ``modality``, else the average over ``measured``.
-    measured
-        Codes of the batches that measured ``modality``.
-    columns
-        Positions of the features to return.
+    plan
+        What to decode (:func:`decoding`): ``plan.modality`` at library ``plan.library``, into
+        the batches ``plan.targets`` (averaged), or when ``None`` each cell's own batch when it
+        measured the modality, else the average over ``plan.measured`` (the codes of the batches
+        that measured it); only the features at ``plan.columns``.
     n_samples
         Posterior samples of ``z`` per cell.
     use_z_mean
@@ -76,16 +181,16 @@ def normalized_expression(
         expected values; a cell decoded into several batches takes its draw from one of them at
         random.
     """
-    chunks = []
     for tensors, inference in iterate_inference(module, loader, n_samples=n_samples):
         z = inference[MODULE_KEYS.QZM_KEY] if use_z_mean else inference[MODULE_KEYS.Z_KEY]
         if z.dim() == 2:
             z = z.unsqueeze(0)
         if use_z_mean and n_samples > 1:
             z = z.expand(n_samples, -1, -1)
-        values = decode_samples(module, modality, z, tensors, library, targets, measured, draw)
-        chunks.append(values[..., columns].cpu().numpy())
-    return np.concatenate(chunks, axis=1)
+        values = decode_samples(
+            module, plan.modality, z, tensors, plan.library, plan.targets, plan.measured, draw
+        )
+        yield values[..., plan.columns].cpu().numpy()
 
 
 def decode_samples(

@@ -80,3 +80,20 @@ def write_feature_embeddings(
         target.varm[key] = means[m].to_numpy()
         if stds is not None:
             target.varm[f"{key}_std"] = stds[m].to_numpy()
+
+
+def modality_var(data: MuData | AnnData, modality: str, names: pd.Index) -> pd.DataFrame:
+    """A copy of the ``var`` rows of ``names`` in ``modality`` (a MuData's, or the AnnData's)."""
+    var = data.mod[modality].var if isinstance(data, MuData) else data.var
+    return var.loc[names].copy()
+
+
+def model_feature_embeddings(
+    model, key_added: str | None, return_std: bool
+) -> dict[str, pd.DataFrame]:
+    """:meth:`mosaicvi.MosaicVI.get_feature_embeddings` (its docstring describes it)."""
+    model._check_if_trained(warn=False)
+    means, stds = feature_embeddings(model.module, model.feature_names)
+    if key_added is not None:
+        write_feature_embeddings(model.adata, key_added, means, stds if return_std else None)
+    return stds if return_std else means

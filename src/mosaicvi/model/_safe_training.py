@@ -1,7 +1,9 @@
 """Checks around training and outputs: stale or degenerate data, non-finite loss, interrupts.
 
-- At setup, a fingerprint of the data goes into the registry; training and every output first
-  check that the data was not edited since (the aligned copies in ``obsm`` would be stale).
+- At setup, a fingerprint of what the model reads (the cell names and the aligned counts in
+  ``obsm``) goes into the registry; training and every output first check that none of it was
+  edited since. Editing a modality's ``X`` after setup changes none of it, unless the edit wrote
+  in place into arrays setup shared with ``X``: the error then says to keep counts in a layer.
 - Training refuses batches of a single cell.
 - A non-finite loss stops training with a ``FloatingPointError`` naming the loss term.
 - ``KeyboardInterrupt`` (Ctrl+C, or Jupyter's interrupt) stops training cleanly: the model keeps
@@ -20,7 +22,11 @@ import numpy as np
 from scvi import REGISTRY_KEYS
 
 from mosaicvi.data._anndata_layout import data_feature_names
-from mosaicvi.data._source_fingerprint import changes_since_setup, source_fingerprint
+from mosaicvi.data._source_fingerprint import (
+    changes_since_setup,
+    shared_sources,
+    source_fingerprint,
+)
 from mosaicvi.model._fields import obs_keys
 from mosaicvi.model._query_checks import check_query_categories, check_same_features
 from mosaicvi.train._guards import (
@@ -44,8 +50,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Registry entry holding the :func:`source_fingerprint` of the data at setup.
-FINGERPRINT_REGISTRY_KEY = "mosaicvi_source_fingerprint"
+#: Registry entry holding the :func:`source_fingerprint` of the data at setup (a new key: the
+#: fingerprints of mosaicvi 0.1, of the modalities' own matrices, are not compared).
+FINGERPRINT_REGISTRY_KEY = "mosaicvi_read_fingerprint"
 
 
 def record_fingerprint(manager: AnnDataManager) -> None:
@@ -61,16 +68,36 @@ def check_data_unchanged(manager: AnnDataManager | None) -> None:
     saved = manager.registry.get(FINGERPRINT_REGISTRY_KEY)
     if saved is None:
         return
-    changes = changes_since_setup(
-        saved, source_fingerprint(manager.adata, manager.registry["setup_args"])
+    setup_args = manager.registry["setup_args"]
+    changes = changes_since_setup(saved, source_fingerprint(manager.adata, setup_args))
+    if not changes:
+        return
+    method = manager.registry.get("setup_method_name", "setup_mudata")
+    shared = [
+        source
+        for part, source in shared_sources(manager.adata, setup_args).items()
+        if any(change.startswith(f"{part}:") for change in changes)
+    ]
+    why = (
+        f" Setup shares its count arrays with {', '.join(shared)}, and an in-place edit of "
+        "those (e.g. normalising or log-transforming X) reached the model's copy."
+        if shared
+        else ""
     )
-    if changes:
-        method = manager.registry.get("setup_method_name", "setup_mudata")
-        raise ValueError(
-            "The data changed after it was set up (" + "; ".join(changes) + "), so the "
-            f"copies the model reads are stale. Run `MosaicVI.{method}(...)` on it again "
-            "(and create the model again if it is the training data), or undo the edit."
+    if method == "setup_mudata":
+        keep, setup = (
+            "mdata['rna'].layers['counts'] = mdata['rna'].X.copy()",
+            "layers={'rna': 'counts'}",
         )
+    else:
+        keep, setup = "adata.layers['counts'] = adata.X.copy()", "layer='counts'"
+    raise ValueError(
+        "The data the model reads changed after it was set up (" + "; ".join(changes) + ")."
+        f"{why} Set the raw counts up again with `MosaicVI.{method}(...)` (and create the model "
+        "again if it is the training data), or undo the edit. To normalise or log-transform X "
+        f"after setup, first keep the raw counts in a layer (`{keep}`) and set up on it "
+        f"(`{setup}`)."
+    )
 
 
 def set_up_like_training(model: MosaicVI, adata: MuData | AnnData) -> None:

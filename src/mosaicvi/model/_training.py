@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from scvi.model.base import UnsupervisedTrainingMixin
 
 from mosaicvi._constants import METRIC_KEYS
+from mosaicvi.model import _options as options
+from mosaicvi.model import _safe_training as safe
+from mosaicvi.model._distributed import distributed_train_kwargs
 from mosaicvi.model._options import default_max_epochs
+from mosaicvi.train._guards import BestWeightsKeeper
+
+if TYPE_CHECKING:
+    import os
+
+    from mosaicvi import MosaicVI
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +91,65 @@ def mosaic_train_kwargs(
         **kwargs,
         **trainer_kwargs,
     }
+
+
+def train_model(
+    model: MosaicVI,
+    max_epochs: int | None,
+    lr: float,
+    batch_size: int,
+    early_stopping: bool,
+    early_stopping_patience: int,
+    accelerator: str,
+    devices: int | list[int] | str,
+    train_size: float | None,
+    validation_size: float | None,
+    n_epochs_kl_warmup: int | None,
+    adversarial_strength: float,
+    n_epochs_adversarial_warmup: int | None,
+    n_importance_samples: int,
+    checkpoint_dir: str | os.PathLike | None,
+    check_loss_every_n_steps: int | None,
+    plan_kwargs: dict | None,
+    datasplitter_kwargs: dict | None,
+    **trainer_kwargs,
+):
+    """:meth:`mosaicvi.MosaicVI.train` (whose docstring describes every argument).
+
+    Checks (importance sampling, deprecated keywords, edits since setup, single-cell batches),
+    then scvi-tools' training with the guards of :mod:`~mosaicvi.model._safe_training`.
+    """
+    model.module.check_importance_sampling(
+        n_importance_samples, (plan_kwargs or {}).get("importance_gradient", "dreg")
+    )
+    options.warn_deprecated_plan_kwargs(plan_kwargs)
+    safe.check_data_unchanged(model.get_anndata_manager(model.adata))
+    safe.check_training_batches(model.adata_manager)
+    kwargs = mosaic_train_kwargs(
+        model.adata.n_obs,
+        max_epochs,
+        lr,
+        batch_size,
+        early_stopping,
+        early_stopping_patience,
+        train_size,
+        n_epochs_kl_warmup,
+        adversarial_strength,
+        n_epochs_adversarial_warmup,
+        n_importance_samples,
+        {**model._plan_kwargs, **(plan_kwargs or {})},
+        dict(trainer_kwargs, accelerator=accelerator, devices=devices),
+        validation_size=validation_size,
+        datasplitter_kwargs=datasplitter_kwargs,
+    )
+    keeper = BestWeightsKeeper()
+    kwargs["callbacks"] = safe.guard_callbacks(
+        kwargs.pop("callbacks", None), checkpoint_dir, check_loss_every_n_steps, keeper
+    )
+    kwargs = distributed_train_kwargs(kwargs)
+    return safe.guarded_fit(
+        model,
+        lambda: UnsupervisedTrainingMixin.train(model, **kwargs),
+        keeper,
+        kwargs["plan_kwargs"].get("lr"),
+    )

@@ -35,7 +35,7 @@ def differential_heatmap(
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
     show: bool | None = None,
-) -> Axes:
+) -> Axes | None:
     """Each group's top features of every modality, as a groups x features heatmap.
 
     For every modality and group, the ``n_features`` features most confidently higher in that
@@ -61,7 +61,8 @@ def differential_heatmap(
 
     Returns
     -------
-    The Axes, with x tick labels ``"<modality>:<feature>"`` and y tick labels the groups.
+    The Axes (``None`` when shown, as scanpy and the other plots here), with x tick labels
+    ``"<modality>:<feature>"`` and y tick labels the groups.
 
     Examples
     --------
@@ -110,4 +111,5 @@ def differential_heatmap(
     ax.figure.colorbar(image, ax=ax, label="decoded value (z-score across groups)", shrink=0.6)
     if show:
         plt.show()
+        return None
     return ax
