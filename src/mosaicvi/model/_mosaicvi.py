@@ -270,7 +270,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             **module_kwargs,
         )
         links = (
-            "no guidance graph" if graph is None else f"{graph.nnz - graph.shape[0]} graph links"
+            "no guidance graph"
+            if graph is None
+            else f"guidance graph with {graph.nnz - graph.shape[0]} links"
         )
         self._model_summary_string = (
             f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
