@@ -107,7 +107,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     n_lsi_components
         Number of LSI components of ``"lsi"`` inputs.
     batch_discriminator
-        Train the batch discriminator on the latent space (needs more than one batch).
+        Train the batch discriminator on the latent space (needs more than one batch). Each
+        cell's push is ``train(adversarial_strength=)`` x ``adversary_feature_scale`` (a module
+        keyword, default 0.0005; ``None``: the same for every cell) x its measured features.
     modality_dropout
         Probability, during training, of hiding each measured modality of a multi-modality cell
         from the encoders while still reconstructing it (cross-modal prediction; 0 disables).
@@ -235,9 +237,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         statistics = fitted_statistics(
             self.adata_manager, chosen, transforms, presence, n_lsi_components
         )
-        n_features = {m: len(names) for m, names in self.feature_names.items()}
         alignment = options.resolve_alignment(
-            module_kwargs, graph_kwargs, presence, n_features, graph is not None
+            module_kwargs, graph_kwargs, presence, self.feature_names, graph
         )
         logger.info("MosaicVI alignment (stored with the model): %s.", alignment)
         self._plan_kwargs = options.plan_options(output_discriminator_kwargs)
@@ -269,15 +270,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             **options.module_options(graph_kwargs, output_discriminator_kwargs),
             **module_kwargs,
         )
-        links = (
-            "no guidance graph"
-            if graph is None
-            else f"guidance graph with {graph.nnz - graph.shape[0]} links"
-        )
         self._model_summary_string = (
             f"MosaicVI: modalities {', '.join(f'{m} ({k}, {chosen[m]})' for m, k in kinds.items())}; "
             f"{self.summary_stats.n_batch} batches; n_latent {n_latent}; "
-            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {links}; {alignment}; "
+            f"{int(presence.sum())} measurements over {presence.shape[0]} cells; {alignment}; "
             f"fusion {fusion}, prior {prior}"
             + (f", {len(self.label_classes)} label classes." if self.label_classes else ".")
         )

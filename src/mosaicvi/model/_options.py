@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from mosaicvi._choices import check_choice
 
@@ -204,8 +205,8 @@ def resolve_alignment(
     module_kwargs: dict,
     graph_kwargs: dict,
     presence: np.ndarray,
-    n_features: Mapping[str, int],
-    has_graph: bool,
+    feature_names: Mapping[str, Sequence[str]],
+    graph: sp.spmatrix | None,
 ) -> str:
     """Fill the data-dependent alignment options in place; a one-line description of them.
 
@@ -218,11 +219,14 @@ def resolve_alignment(
 
     if graph_kwargs.get("weight", "auto") == "auto":
         graph_kwargs["weight"] = default_graph_weight(presence)
+    parts = ["no guidance graph"]
+    if graph is not None:
+        n_links = graph.nnz - graph.shape[0]
+        parts = [f"guidance graph with {n_links} links, decoder weight {graph_kwargs['weight']}"]
     scale = module_kwargs.setdefault("adversary_feature_scale", ADVERSARY_FEATURE_SCALE)
-    parts = [f"decoder graph weight {graph_kwargs['weight']}"] if has_graph else []
     if scale is None:
         parts.append("latent adversary at the same strength for every cell")
     else:
-        features = ", ".join(f"{m} {n:,}" for m, n in n_features.items())
+        features = ", ".join(f"{m} {len(names):,}" for m, names in feature_names.items())
         parts.append(f"latent adversary strength x {scale} x measured features ({features})")
     return "; ".join(parts)
