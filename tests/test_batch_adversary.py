@@ -59,7 +59,7 @@ def test_model_trains_and_reloads_with_the_options(
         assert getattr(loaded.module, name) == value
 
 
-def test_default_adversary_is_feature_scaled_stored_and_logged(
+def test_adversary_scale_is_resolved_stored_and_logged(
     synthetic_mosaic, train_quick, tmp_path, caplog
 ):
     from mosaicvi.model._options import ADVERSARY_FEATURE_SCALE
@@ -68,17 +68,21 @@ def test_default_adversary_is_feature_scaled_stored_and_logged(
     with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
         model = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=32)
     lines = [r.message for r in caplog.records if "alignment" in r.message]
-    assert len(lines) == 1 and f"x {ADVERSARY_FEATURE_SCALE} x measured features" in lines[0]
+    assert len(lines) == 1 and "same strength for every cell" in lines[0]
     assert model.module.adversary_feature_scale == ADVERSARY_FEATURE_SCALE
-    assert model.init_params_["kwargs"]["module_kwargs"]["adversary_feature_scale"] == (
-        ADVERSARY_FEATURE_SCALE
-    )
-    train_quick(model).save(tmp_path / "model")
+    stored = model.init_params_["kwargs"]["module_kwargs"]
+    assert stored["adversary_feature_scale"] == ADVERSARY_FEATURE_SCALE
+    with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
+        scaled = mosaicvi.MosaicVI(
+            synthetic_mosaic, n_latent=4, n_hidden=32, adversary_feature_scale=0.001
+        )
+    assert "strength x 0.001 x measured features" in caplog.records[-1].message
+    train_quick(scaled).save(tmp_path / "model")
     loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
-    assert loaded.module.adversary_feature_scale == ADVERSARY_FEATURE_SCALE
+    assert loaded.module.adversary_feature_scale == 0.001
 
 
-def test_model_saved_before_the_feature_scaled_default_keeps_its_adversary():
+def test_model_saved_before_the_scale_existed_keeps_one_strength():
     from mosaicvi.model._options import upgrade_init_params
 
     assert upgrade_init_params({"n_latent": 4})["adversary_feature_scale"] is None

@@ -93,8 +93,13 @@ def train_planted(**model_kwargs) -> tuple[mosaicvi.MosaicVI, mudata.MuData]:
 
 @pytest.fixture(scope="module")
 def planted():
-    """The default MosaicVI trained on :func:`planted_mosaic` (shared by this module's tests)."""
-    return train_planted()
+    """A MosaicVI trained on :func:`planted_mosaic` (shared by the tests of this module).
+
+    Without the batch discriminator: at this tiny scale the default adversary collapses the
+    RNA-only batch onto one point of the latent space, which leaves the decoders nothing to tell
+    the groups apart by (:func:`test_adversary_keeps_small_batches_spread`).
+    """
+    return train_planted(batch_discriminator=False)
 
 
 def _fdr_and_recall(called: pd.Index, planted: list[str]) -> tuple[float, float]:
@@ -304,13 +309,30 @@ def test_bad_input_raises_clearly(planted, kwargs, message):
     assert set(mdata["rna"].uns) == before
 
 
-def test_adversary_keeps_small_batches_spread(planted):
-    """With the default batch adversary on, no batch collapses and decoded fold changes survive.
+@pytest.mark.parametrize(
+    "model_kwargs",
+    [
+        pytest.param(
+            {},
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 21 item 3: the default adversary (strength 5 for every cell) "
+                "collapses the RNA-only batch of ~500 cells to a point; the feature-scaled one "
+                "that keeps it lowered the SNARE-seq mosaic's scib total (0.599 against 0.606, "
+                "3 seeds), so it is not the default",
+            ),
+            id="default",
+        ),
+        pytest.param({"adversary_feature_scale": 0.0005}, id="feature-scaled"),
+    ],
+)
+def test_adversary_keeps_small_batches_spread(model_kwargs):
+    """With the batch adversary on, no batch collapses and decoded fold changes survive.
 
     Without the adversary, every batch's median distance to its centroid is about that of all
     cells to theirs (ratio ~1) and the planted genes decode at |LFC| ~1.2.
     """
-    model, mdata = planted
+    model, mdata = train_planted(**model_kwargs)
     z = model.get_latent_representation(mdata)
     batch = model.adata.obs["batch"].astype(str).to_numpy()
     overall = np.median(np.linalg.norm(z - z.mean(0), axis=1))

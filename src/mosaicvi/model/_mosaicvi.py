@@ -108,8 +108,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Number of LSI components of ``"lsi"`` inputs.
     batch_discriminator
         Train the batch discriminator on the latent space (needs more than one batch). Each
-        cell's push is ``train(adversarial_strength=)`` x ``adversary_feature_scale`` (a module
-        keyword, default 0.0005; ``None``: the same for every cell) x its measured features.
+        cell's push is ``train(adversarial_strength=)``, times ``adversary_feature_scale`` x its
+        measured features when that module keyword is set (``None``, default: the same push).
     modality_dropout
         Probability, during training, of hiding each measured modality of a multi-modality cell
         from the encoders while still reconstructing it (cross-modal prediction; 0 disables).

@@ -37,10 +37,11 @@ def per_modality_choice(
     return chosen
 
 
-#: ``f`` of the latent adversary's per-cell strength, ``adversarial_strength * f * F`` for a cell
-#: whose measured modalities have ``F`` features in all: the push to hide the batch grows with
-#: the reconstruction sum it competes with (GLUE's per-feature scaling, at a gentler ratio).
-ADVERSARY_FEATURE_SCALE = 0.0005
+#: Default ``f`` of the latent adversary's per-cell strength ``adversarial_strength * f * F``
+#: (``F``: the features of the modalities the cell measured); ``None``: one strength for every
+#: cell. ``f = 0.0005`` keeps a ~500-cell batch from collapsing but lowered the SNARE-seq
+#: mosaic's scib total (docs' benchmark notes, issue 21), so it is not the default.
+ADVERSARY_FEATURE_SCALE = None
 #: Module keywords a model resolves at creation and saves; a model saved before one existed is
 #: loaded with the value it then had (its old behaviour), not today's default.
 LEGACY_RESOLVED_OPTIONS = {"adversary_feature_scale": None}
