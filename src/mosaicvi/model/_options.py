@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mosaicvi._choices import check_choice
+from mosaicvi.model._guidance import default_graph_weight
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -216,8 +217,6 @@ def resolve_alignment(
     :data:`ADVERSARY_FEATURE_SCALE`. Both are stored with the model (its init parameters), so a
     reloaded model keeps them whatever data it is given.
     """
-    from mosaicvi.model._guidance import default_graph_weight
-
     if graph_kwargs.get("weight", "auto") == "auto":
         graph_kwargs["weight"] = default_graph_weight(presence)
     parts = ["no guidance graph"]
