@@ -26,6 +26,10 @@ def test_strength_per_feature():
     scaled = adversary_strength(5.0, 0.01, PRESENT, [10, 100])
     assert scaled.shape == (3, 1)
     assert scaled.ravel().tolist() == pytest.approx([0.5, 5.0, 5.5])
+    capped = adversary_strength(5.0, None, PRESENT, [10, 100], full_strength_features=50)
+    assert capped.ravel().tolist() == pytest.approx([1.0, 5.0, 5.0])  # 10 of 50 features: 1/5
+    both = adversary_strength(5.0, 0.01, PRESENT, [10, 100], full_strength_features=50)
+    assert both.ravel().tolist() == pytest.approx([0.1, 5.0, 5.5])
 
 
 def test_discriminator_size_and_bad_target():
@@ -45,7 +49,12 @@ def test_per_cell_strength_reverses_each_cells_gradient():
 
 
 @pytest.mark.parametrize(
-    "options", [{"discriminator_target": "modality_set"}, {"adversary_feature_scale": 0.001}]
+    "options",
+    [
+        {"discriminator_target": "modality_set"},
+        {"adversary_feature_scale": 0.001},
+        {"adversary_full_strength_features": None},
+    ],
 )
 def test_model_trains_and_reloads_with_the_options(
     synthetic_mosaic, train_quick, tmp_path, options
@@ -62,16 +71,24 @@ def test_model_trains_and_reloads_with_the_options(
 def test_adversary_scale_is_resolved_stored_and_logged(
     synthetic_mosaic, train_quick, tmp_path, caplog
 ):
-    from mosaicvi.model._options import ADVERSARY_FEATURE_SCALE
+    from mosaicvi.model._options import ADVERSARY_FEATURE_SCALE, ADVERSARY_FULL_STRENGTH_FEATURES
 
     mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
     with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
         model = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=32)
     lines = [r.message for r in caplog.records if "alignment" in r.message]
-    assert len(lines) == 1 and "same strength for every cell" in lines[0]
+    assert len(lines) == 1
+    assert f"full strength for cells measuring >= {ADVERSARY_FULL_STRENGTH_FEATURES:,}" in lines[0]
     assert model.module.adversary_feature_scale == ADVERSARY_FEATURE_SCALE
+    assert model.module.adversary_full_strength_features == ADVERSARY_FULL_STRENGTH_FEATURES
     stored = model.init_params_["kwargs"]["module_kwargs"]
     assert stored["adversary_feature_scale"] == ADVERSARY_FEATURE_SCALE
+    assert stored["adversary_full_strength_features"] == ADVERSARY_FULL_STRENGTH_FEATURES
+    with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
+        mosaicvi.MosaicVI(
+            synthetic_mosaic, n_latent=4, n_hidden=32, adversary_full_strength_features=None
+        )
+    assert "same strength for every cell" in caplog.records[-1].message
     with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
         scaled = mosaicvi.MosaicVI(
             synthetic_mosaic, n_latent=4, n_hidden=32, adversary_feature_scale=0.001
@@ -86,5 +103,13 @@ def test_model_saved_before_the_scale_existed_keeps_one_strength():
     from mosaicvi.model._options import upgrade_init_params
 
     assert upgrade_init_params({"n_latent": 4})["adversary_feature_scale"] is None
+    assert upgrade_init_params({"n_latent": 4})["adversary_full_strength_features"] is None
     kept = upgrade_init_params({"adversary_feature_scale": 0.001})
     assert kept["adversary_feature_scale"] == 0.001
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "1000", True])
+def test_bad_full_strength_features_is_named(synthetic_mosaic, bad):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    with pytest.raises(ValueError, match="adversary_full_strength_features"):
+        mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, adversary_full_strength_features=bad)

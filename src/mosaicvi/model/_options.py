@@ -43,9 +43,17 @@ def per_modality_choice(
 #: cell. ``f = 0.0005`` keeps a ~500-cell batch from collapsing but lowered the SNARE-seq
 #: mosaic's scib total (docs' benchmark notes, issue 21), so it is not the default.
 ADVERSARY_FEATURE_SCALE = None
+#: Default ``n`` of the latent adversary's per-cell strength ``adversarial_strength * min(1, F/n)``:
+#: a cell measuring fewer features than this (a small protein panel, a targeted gene panel) is
+#: pushed proportionally less, so the adversary cannot overpower its reconstruction and collapse
+#: its batch; cells with at least ``n`` measured features get the full strength.
+ADVERSARY_FULL_STRENGTH_FEATURES = 1000
 #: Module keywords a model resolves at creation and saves; a model saved before one existed is
 #: loaded with the value it then had (its old behaviour), not today's default.
-LEGACY_RESOLVED_OPTIONS = {"adversary_feature_scale": None}
+LEGACY_RESOLVED_OPTIONS = {
+    "adversary_feature_scale": None,
+    "adversary_full_strength_features": None,
+}
 
 #: Keys of ``graph_kwargs`` -> the :class:`~mosaicvi.module.MosaicVAE` keyword each sets.
 GRAPH_OPTIONS = {
@@ -213,8 +221,9 @@ def resolve_alignment(
     """Fill the data-dependent alignment options in place; a one-line description of them.
 
     ``graph_kwargs["weight"]`` ``"auto"`` becomes :func:`default_graph_weight` of the presence
-    mask, and ``module_kwargs["adversary_feature_scale"]`` defaults to
-    :data:`ADVERSARY_FEATURE_SCALE`. Both are stored with the model (its init parameters), so a
+    mask, ``module_kwargs["adversary_feature_scale"]`` defaults to
+    :data:`ADVERSARY_FEATURE_SCALE` and ``module_kwargs["adversary_full_strength_features"]`` to
+    :data:`ADVERSARY_FULL_STRENGTH_FEATURES`. All are stored with the model (its init parameters), so a
     reloaded model keeps them whatever data it is given.
     """
     if graph_kwargs.get("weight", "auto") == "auto":
@@ -224,9 +233,22 @@ def resolve_alignment(
         n_links = graph.nnz - graph.shape[0]
         parts = [f"guidance graph with {n_links} links, decoder weight {graph_kwargs['weight']}"]
     scale = module_kwargs.setdefault("adversary_feature_scale", ADVERSARY_FEATURE_SCALE)
-    if scale is None:
-        parts.append("latent adversary at the same strength for every cell")
-    else:
-        features = ", ".join(f"{m} {len(names):,}" for m, names in feature_names.items())
+    full = module_kwargs.setdefault(
+        "adversary_full_strength_features", ADVERSARY_FULL_STRENGTH_FEATURES
+    )
+    if full is not None and (isinstance(full, bool) or not isinstance(full, int) or full < 1):
+        raise ValueError(
+            f"`adversary_full_strength_features` must be a positive int (cells measuring fewer "
+            f"features get a proportionally weaker adversary) or None, got {full!r}."
+        )
+    features = ", ".join(f"{m} {len(names):,}" for m, names in feature_names.items())
+    if scale is not None:
         parts.append(f"latent adversary strength x {scale} x measured features ({features})")
+    if full is not None:
+        parts.append(
+            f"latent adversary at full strength for cells measuring >= {full:,} features, "
+            f"proportionally weaker below ({features})"
+        )
+    if scale is None and full is None:
+        parts.append("latent adversary at the same strength for every cell")
     return "; ".join(parts)

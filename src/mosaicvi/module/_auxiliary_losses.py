@@ -127,6 +127,7 @@ class AuxiliaryLossesMixin:
                 self.adversary_feature_scale,
                 present,
                 [stop - start for start, stop in self.feature_slices.values()],
+                self.adversary_full_strength_features,
             )
             logits = self.discriminator(qz.loc, strength)
             discriminator_loss = F.cross_entropy(logits, classes)

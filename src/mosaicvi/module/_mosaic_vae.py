@@ -48,9 +48,8 @@ class MosaicVAE(
     attention by default, or a product, mixture or mixture of products of Gaussian experts) gives
     ``q(z | x_available)``; the prior is ``N(0, I)`` or mmAAVI's mixture prior; for each modality a
     decoder with batch-specific per-feature affine and likelihood reconstructs the counts of the
-    cells that measured it. A batch discriminator behind a gradient-reversal layer removes batch
-    from ``z``. With labels, a classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained
-    on the labelled cells.
+    cells that measured it. A latent adversary removes batch from ``z``. With labels, a
+    classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained on the labelled cells.
 
     Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample from
     every component of a cell, each decoding all the cell's modalities, weighted by the component
@@ -86,11 +85,10 @@ class MosaicVAE(
     n_attention, batch_discriminator
         Width of the attention scorer; whether to train the batch discriminator (not with 1 batch).
     discriminator_target
-        What that discriminator predicts from ``z``: ``"batch"`` or ``"modality_set"`` (which
-        modalities the cell measured).
-    adversary_feature_scale
-        ``None``: the plan's adversary strength for every cell; ``f``: each cell's strength times
-        ``f`` x its measured features (:func:`~mosaicvi.module._batch_adversary.adversary_strength`).
+        What it predicts from ``z``: ``"batch"`` or ``"modality_set"`` (modalities measured).
+    adversary_feature_scale, adversary_full_strength_features
+        Each cell's adversary strength times ``f`` x its measured features ``F`` and times
+        ``min(1, F / n)`` (:func:`~mosaicvi.module._batch_adversary.adversary_strength`).
     modality_dropout
         While training, the probability of hiding each measured modality of a multi-modality cell
         from the encoders (at least one stays); hidden modalities are still reconstructed.
@@ -150,6 +148,7 @@ class MosaicVAE(
         batch_discriminator: bool = True,
         discriminator_target: str = "batch",
         adversary_feature_scale: float | None = None,
+        adversary_full_strength_features: int | None = None,
         modality_dropout: float = 0.2,
         closed_feature_fraction: float = 0.1,
         guidance_graph: sp.spmatrix | sp.sparray | None = None,
@@ -219,6 +218,7 @@ class MosaicVAE(
         )
         self.discriminator_target = discriminator_target
         self.adversary_feature_scale = adversary_feature_scale
+        self.adversary_full_strength_features = adversary_full_strength_features
         self.discriminator = make_latent_discriminator(
             batch_discriminator,
             discriminator_target,
