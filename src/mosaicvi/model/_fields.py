@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
@@ -16,6 +18,7 @@ from mosaicvi._constants import (
     modality_obsm_key,
     modality_registry_key,
 )
+from mosaicvi.data._feature_masks import checked_feature_masks
 from mosaicvi.model._query_checks import check_query_categories
 
 if TYPE_CHECKING:
@@ -81,6 +84,17 @@ def register_layout(
     setup_method_args["setup_args"]["modalities"] = layout.kinds
     setup_method_args[FEATURE_NAMES_REGISTRY_KEY] = layout.feature_names
     batch_key, labels_key = keys["batch_key"], keys["labels_key"]
+    if "feature_masks" in setup_method_args["setup_args"]:  # setup_mudata's option
+        batches = None
+        if batch_key is not None:
+            batches = layout.obs_columns.get(batch_key)
+            batches = data.obs[batch_key] if batches is None else batches
+        setup_method_args["setup_args"]["feature_masks"] = checked_feature_masks(
+            setup_method_args["setup_args"]["feature_masks"],
+            layout.feature_names,
+            None if batches is None else pd.Series(np.asarray(batches)),
+            layout.presence,
+        )
     categorical_covariate_keys = [
         key for name, key in keys.items() if name.startswith("categorical_covariate_keys")
     ] or None

@@ -222,7 +222,9 @@ def decode_samples(
     def decode_into(rows: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Likelihood parameters of ``rows`` in ``batch``, at ``lib`` (never the observed one)."""
         cells_covs = None if cat_covs is None else cat_covs[rows]
-        return module.decode_modality(modality, flat[rows], batch, lib[rows], cells_covs, v)
+        return module.decode_modality(
+            modality, flat[rows], batch, lib[rows], cells_covs, v, measured_only=False
+        )
 
     def decode(rows: torch.Tensor, codes: list[int | None]) -> torch.Tensor:
         """``rows`` decoded into each batch of ``codes`` (``None``: their own), averaged.
