@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from scvi import REGISTRY_KEYS
 
 import mosaicvi
-from mosaicvi._constants import PRESENCE_OBSM_KEY
+from mosaicvi._constants import PRESENCE_OBSM_KEY, modality_registry_key
 from mosaicvi.model._de_statistics import raw_statistics
 from mosaicvi.nn._likelihoods import get_likelihood
 
@@ -238,6 +239,33 @@ def test_masks_are_saved_and_loaded(parts, tmp_path, train_quick):
     np.testing.assert_allclose(
         loaded.get_latent_representation(), model.get_latent_representation(), atol=1e-6
     )
+    # new data with some of the batches is set up with the saved masks
+    some = mdata[mdata.obs["batch"].isin(["multiome_s1d1", "cite_s1d1"])].copy()
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(some),
+        model.get_latent_representation()[mdata.obs["batch"].isin(["multiome_s1d1", "cite_s1d1"])],
+        atol=1e-5,
+    )
     # unmeasured genes are imputed: decoded for every cell
     expression = model.get_normalized_expression(modality="rna")
     assert np.isfinite(expression.to_numpy()).all() and (expression.to_numpy() > 0).all()
+
+
+def test_panel_dropout_shows_encoders_only_the_shared_features(parts):
+    mdata, mask = _mosaic(parts)
+    _setup(mdata, mask)
+    with pytest.raises(ValueError, match="panel_dropout"):
+        mosaicvi.MosaicVI(mdata, panel_dropout=1.0, **SMALL)
+    model = mosaicvi.MosaicVI(mdata, panel_dropout=0.999, **SMALL)
+    loader = model._make_data_loader(adata=mdata, batch_size=mdata.n_obs, shuffle=False)
+    tensors = next(iter(loader))
+    x = {"rna": tensors[modality_registry_key("rna")]}
+    batch = tensors[REGISTRY_KEYS.BATCH_KEY]
+    shared = torch.as_tensor(mask.all(axis=0).to_numpy())
+    model.module.train()
+    kept, seen, masks = model.module.measured_inputs(x, batch)
+    assert (masks["rna"] == shared).float().mean() > 0.99  # nearly every cell: the intersection
+    model.module.eval()
+    kept_eval, seen_eval, masks_eval = model.module.measured_inputs(x, batch)
+    assert seen_eval["rna"] is kept_eval["rna"]
+    torch.testing.assert_close(masks_eval["rna"], model.module.feature_mask("rna", batch))

@@ -128,7 +128,7 @@ def knn_agreement(z: np.ndarray, assay: np.ndarray, label: np.ndarray, k: int) -
     }
 
 
-def run_one(panels: str, seed: int, args) -> dict:
+def run_one(panels: str, seed: int, args, panel_dropout: float = 0.0) -> dict:
     """Train one model on the mosaic with ``panels`` RNA and score it."""
     mdata, masks = bmmc_mosaic(panels)
     graph = mosaicvi.data.guidance_graph(mdata, key=None)
@@ -136,14 +136,15 @@ def run_one(panels: str, seed: int, args) -> dict:
     cross = int((edges["source_modality"] != edges["target_modality"]).sum())
     mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch", feature_masks=masks)
     scvi.settings.seed = seed
-    model = mosaicvi.MosaicVI(mdata, guidance_graph=graph)
+    extra = {"panel_dropout": panel_dropout} if masks else {}
+    model = mosaicvi.MosaicVI(mdata, guidance_graph=graph, **extra)
     timing = train(model, args)
     z = model.get_latent_representation()
     scores = knn_agreement(
         z, mdata.obs["assay"].to_numpy(), mdata.obs["coarse"].to_numpy(), args.k
     )
     return {
-        "rna panels": panels,
+        "rna panels": panels if masks is None else f"{panels}, panel_dropout {panel_dropout:g}",
         "seed": seed,
         "rna genes": mdata["rna"].n_vars,
         "graph cross-modality edges": cross,
@@ -160,14 +161,22 @@ def add_arguments(parser) -> None:
         default=["intersection", "union + masks"],
         choices=["intersection", "union + masks"],
     )
+    parser.add_argument(
+        "--panel-dropout",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.5],
+        help="`panel_dropout` values of the union runs (default: %(default)s)",
+    )
 
 
 def run(args) -> None:
     rows = []
     for seed in args.seeds:
         for panels in args.panels:
-            rows.append(run_one(panels, seed, args))
-            print(rows[-1], flush=True)
+            for dropout in args.panel_dropout if panels != "intersection" else [0.0]:
+                rows.append(run_one(panels, seed, args, dropout))
+                print(rows[-1], flush=True)
     key = ["rna panels", "seed"]
     table = write_results(
         rows,

@@ -98,6 +98,7 @@ def checked_feature_masks(
     feature_names: Mapping[str, Sequence[str]],
     batches: pd.Series | None,
     presence: pd.DataFrame,
+    known_batches: Sequence[str] | None = None,
 ) -> dict[str, pd.DataFrame] | None:
     """Validate ``setup_mudata``'s ``feature_masks`` and bring them into canonical form.
 
@@ -111,6 +112,9 @@ def checked_feature_masks(
         Batch of each cell (global cell order), ``None`` when there is no ``batch_key``.
     presence
         Cells x modalities boolean presence.
+    known_batches
+        Batches a mask may name (``None``: those of ``batches``); a trained model's, when new
+        data holding some of its batches is set up like the training data.
 
     Returns
     -------
@@ -127,7 +131,9 @@ def checked_feature_masks(
         )
     if batches is None:
         raise ValueError("`feature_masks` are per batch; pass `batch_key` too.")
-    known_batches = pd.Index(pd.unique(batches.astype(str)))
+    if known_batches is None:
+        known_batches = pd.unique(batches.astype(str))
+    known_batches = pd.Index([str(b) for b in known_batches])
     canonical = {}
     for m, mask in feature_masks.items():
         where = f"feature_masks[{m!r}]"

@@ -56,6 +56,14 @@ def _labels_field(
     return cls(REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category, **scope)
 
 
+def _training_batches(source_registry: dict | None) -> list[str] | None:
+    """The batches of a saved model's registry (new data may hold some of them only)."""
+    if source_registry is None:
+        return None
+    field = source_registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]
+    return [str(b) for b in field["state_registry"]["categorical_mapping"]]
+
+
 def obs_keys(
     batch_key: str | None, labels_key: str | None, categorical_covariate_keys: list[str] | None
 ) -> dict[str, str | None]:
@@ -94,6 +102,7 @@ def register_layout(
             layout.feature_names,
             None if batches is None else pd.Series(np.asarray(batches)),
             layout.presence,
+            _training_batches(kwargs.get("source_registry")),
         )
     categorical_covariate_keys = [
         key for name, key in keys.items() if name.startswith("categorical_covariate_keys")

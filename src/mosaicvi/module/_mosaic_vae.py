@@ -74,9 +74,10 @@ class MosaicVAE(
         Modality name -> fitted parameters of its input transform (:func:`~mosaicvi.nn.make_input_transform`).
     decoder_bias
         Modality name -> starting per-feature decoder bias (the average profile's logits).
-    feature_masks
+    feature_masks, panel_dropout
         Modality name -> ``(n_batch, n_features)`` booleans: which batch measured which feature
-        (:mod:`~mosaicvi.module._encoder_inputs`; modalities left out: all).
+        (modalities left out: all); the probability, while training, of showing a cell's encoder
+        only the features every batch measured (:mod:`~mosaicvi.module._encoder_inputs`).
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
     n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
@@ -138,6 +139,7 @@ class MosaicVAE(
         transform_params: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
         decoder_bias: Mapping[str, torch.Tensor] | None = None,
         feature_masks: Mapping[str, torch.Tensor] | None = None,
+        panel_dropout: float = 0.0,
         n_cats_per_cov: list[int] | None = None,
         n_latent: int = 20,
         n_hidden: int = 256,
@@ -175,7 +177,7 @@ class MosaicVAE(
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
-        self.register_feature_masks(feature_masks)
+        self.register_feature_masks(feature_masks, panel_dropout)
         self.likelihoods = {m: get_likelihood(likelihoods[m]) for m in self.modality_names}
         n_features = {m: n_features[m] for m in self.modality_names}
         self.feature_slices = feature_slices(self.modality_names, n_features)
@@ -304,9 +306,9 @@ class MosaicVAE(
         the loss decodes. ``batch_index``: removes entries of unmeasured features (masks).
         """
         present = presence > 0.5
-        x, masks = self.measured_inputs(x, batch_index)
+        x, seen, masks = self.measured_inputs(x, batch_index)
         embeddings = torch.stack(
-            [self.encoders[m](x[m], masks[m]) for m in self.modality_names], dim=1
+            [self.encoders[m](seen[m], masks[m]) for m in self.modality_names], dim=1
         )
         posterior = self.fusion(embeddings, self.encoder_presence(present))
         qz = posterior.moment_matched()
