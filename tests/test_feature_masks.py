@@ -269,3 +269,23 @@ def test_panel_dropout_shows_encoders_only_the_shared_features(parts):
     kept_eval, seen_eval, masks_eval = model.module.measured_inputs(x, batch)
     assert seen_eval["rna"] is kept_eval["rna"]
     torch.testing.assert_close(masks_eval["rna"], model.module.feature_mask("rna", batch))
+
+
+def test_every_fitting_path_ignores_unmeasured_counts(parts):
+    """Importance-weighted bound and cross-modal term: unmeasured counts change nothing either."""
+    clean, mask = _mosaic(parts)
+    noisy, _ = _mosaic(parts, unmeasured_noise=2)
+    _setup(clean, mask)
+    _setup(noisy, mask)
+    model = mosaicvi.MosaicVI(clean, cross_modal_weight=1.0, **SMALL)
+    other = mosaicvi.MosaicVI(noisy, cross_modal_weight=1.0, **SMALL)
+    other.module.load_state_dict(model.module.state_dict())
+    losses = []
+    for m, data in ((model, clean), (other, noisy)):
+        m.module.eval()
+        loader = m._make_data_loader(adata=data, batch_size=data.n_obs, shuffle=False)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            _, _, out = m.module(next(iter(loader)), loss_kwargs={"n_importance_samples": 3})
+        losses.append(float(out.loss))
+    assert np.isfinite(losses[0]) and losses[1] == pytest.approx(losses[0], rel=1e-6)
