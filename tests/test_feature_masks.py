@@ -289,3 +289,35 @@ def test_every_fitting_path_ignores_unmeasured_counts(parts):
             _, _, out = m.module(next(iter(loader)), loss_kwargs={"n_importance_samples": 3})
         losses.append(float(out.loss))
     assert np.isfinite(losses[0]) and losses[1] == pytest.approx(losses[0], rel=1e-6)
+
+
+def test_unmeasured_features_are_decoded_into_the_batches_that_measured_them(parts, train_quick):
+    mdata, mask = _mosaic(parts)
+    _setup(mdata, mask)
+    model = train_quick(mosaicvi.MosaicVI(mdata, **SMALL), max_epochs=2)
+    own = model.get_normalized_expression(modality="rna", use_z_mean=True)
+    cite_only = mask.columns[mask.loc["cite_s1d1"] & ~mask.loc["multiome_s1d1"]]
+    multiome_cells = mdata.obs_names[mdata.obs["batch"].astype(str) == "multiome_s1d1"]
+    cite_cells = mdata.obs_names[mdata.obs["batch"].astype(str) == "cite_s1d1"]
+    into_cite = [
+        model.get_normalized_expression(
+            modality="rna",
+            use_z_mean=True,
+            transform_batch=b,
+            indices=np.flatnonzero(mdata.obs_names.isin(multiome_cells)),
+        )
+        for b in ("cite_s1d1", "cite_s1d2")
+    ]
+    expected = (into_cite[0][cite_only] + into_cite[1][cite_only]) / 2
+    np.testing.assert_allclose(own.loc[multiome_cells, cite_only], expected, rtol=1e-4)
+    shared = mask.columns[mask.all()]
+    # without the rule they would be decoded into the cell's own batch, which differs
+    assert not np.allclose(own.loc[multiome_cells, shared], into_cite[0][shared])
+    into_own = model.get_normalized_expression(
+        modality="rna",
+        use_z_mean=True,
+        transform_batch="multiome_s1d1",
+        indices=np.flatnonzero(mdata.obs_names.isin(multiome_cells)),
+    )
+    assert not np.allclose(into_own[cite_only], expected)
+    assert own.loc[cite_cells].notna().all().all()
