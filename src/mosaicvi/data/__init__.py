@@ -2,6 +2,7 @@
 
 from mosaicvi.data._build_guidance_graph import guidance_graph
 from mosaicvi.data._datasets import neurips2021_bmmc_starter, snareseq
+from mosaicvi.data._feature_masks import concat_panels
 from mosaicvi.data._guidance_graph import GuidanceGraph
 from mosaicvi.data._mosaic_split import mosaic_split
 from mosaicvi.data._shared_features import FeatureLinks, shared_feature_links
@@ -9,6 +10,7 @@ from mosaicvi.data._synthetic_mosaic import synthetic_mosaic
 
 __all__ = [
     "FeatureLinks",
+    "concat_panels",
     "GuidanceGraph",
     "guidance_graph",
     "mosaic_split",

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from mosaicvi.nn._column_statistics import measured_counts, measuring_cells
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -69,7 +71,11 @@ def lfc_with_estimated_pseudocounts(
 
 
 def raw_statistics(
-    counts: sp.csr_matrix, measured: np.ndarray, idx1: np.ndarray, idx2: np.ndarray
+    counts: sp.csr_matrix,
+    measured: np.ndarray,
+    idx1: np.ndarray,
+    idx2: np.ndarray,
+    feature_mask: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Raw means, non-zero fractions and normalised means of two groups, over measuring cells.
 
@@ -83,6 +89,10 @@ def raw_statistics(
     idx1, idx2
         Boolean masks of the two groups. Cells outside ``measured`` never enter a statistic; a
         group with no measuring cell gets NaN.
+    feature_mask
+        ``(batch code of each cell, (n_batch, n_features) table)`` of a modality with feature
+        masks: each feature's statistics are over the group's cells whose batch measured it
+        (NaN where none did), and libraries over the measured features.
 
     Returns
     -------
@@ -97,11 +107,17 @@ def raw_statistics(
             mean = nonzero = normalized = nan
         else:
             x = sp.csr_matrix(counts[rows])
+            n_cells = np.full(x.shape[1], float(len(rows)))
+            if feature_mask is not None:
+                codes, table = feature_mask
+                x = measured_counts(x, codes[rows], table)
+                n_cells = measuring_cells(codes[rows], np.ones(len(rows), bool), table)
+                n_cells = np.where(n_cells > 0, n_cells, np.nan)
             library = np.asarray(x.sum(1)).ravel()
             scaling = np.divide(1e4, library, out=np.zeros_like(library), where=library > 0)
-            mean = np.asarray(x.mean(0)).ravel()
-            nonzero = np.bincount(x.indices[x.data != 0], minlength=x.shape[1]) / len(rows)
-            normalized = np.asarray(x.multiply(scaling[:, None]).mean(0)).ravel()
+            mean = np.asarray(x.sum(0)).ravel() / n_cells
+            nonzero = np.bincount(x.indices[x.data != 0], minlength=x.shape[1]) / n_cells
+            normalized = np.asarray(x.multiply(scaling[:, None]).sum(0)).ravel() / n_cells
         stats[f"raw_mean{suffix}"] = mean
         stats[f"non_zeros_proportion{suffix}"] = nonzero
         stats[f"raw_normalized_mean{suffix}"] = normalized

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from mudata import MuData
+from scvi import REGISTRY_KEYS
 from scvi.model.base import VAEMixin
 from scvi.utils import track
 
@@ -22,6 +23,7 @@ from mosaicvi.model._de_statistics import (
     probability_difference,
     raw_statistics,
 )
+from mosaicvi.model._input_statistics import batch_feature_masks
 from mosaicvi.model._rank_groups_layout import rank_groups_layout
 
 if TYPE_CHECKING:
@@ -108,11 +110,15 @@ def differential_features(
     batches1 = decoding_batches(batchid1, "batchid1", measuring if corrected else None, measuring)
     batches2 = decoding_batches(batchid2, "batchid2", measuring if corrected else None, measuring)
     names = model.feature_names[modality]
+    feature_mask = None
+    if modality in (tables := batch_feature_masks(manager)):
+        codes = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+        feature_mask = (codes, tables[modality])
     results = []
     for g1, cells1, cells2 in track(
         comparisons, description=f"{modality}: groups", disable=silent, style="tqdm"
     ):
-        stats = raw_statistics(counts, measured, cells1, cells2)
+        stats = raw_statistics(counts, measured, cells1, cells2, feature_mask)
         if stats["n_measured1"][0] == 0 or stats["n_measured2"][0] == 0:
             warnings.warn(
                 f"In {g1!r} vs {reference!r} a group has no cell that measured {modality!r}: "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, fields
@@ -16,6 +18,7 @@ from mosaicvi._constants import (
     modality_obsm_key,
     modality_registry_key,
 )
+from mosaicvi.data._feature_masks import checked_feature_masks
 from mosaicvi.model._query_checks import check_query_categories
 
 if TYPE_CHECKING:
@@ -53,6 +56,14 @@ def _labels_field(
     return cls(REGISTRY_KEYS.LABELS_KEY, labels_key, unlabeled_category, **scope)
 
 
+def _training_batches(source_registry: dict | None) -> list[str] | None:
+    """The batches of a saved model's registry (new data may hold some of them only)."""
+    if source_registry is None:
+        return None
+    field = source_registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]
+    return [str(b) for b in field["state_registry"]["categorical_mapping"]]
+
+
 def obs_keys(
     batch_key: str | None, labels_key: str | None, categorical_covariate_keys: list[str] | None
 ) -> dict[str, str | None]:
@@ -81,6 +92,18 @@ def register_layout(
     setup_method_args["setup_args"]["modalities"] = layout.kinds
     setup_method_args[FEATURE_NAMES_REGISTRY_KEY] = layout.feature_names
     batch_key, labels_key = keys["batch_key"], keys["labels_key"]
+    if "feature_masks" in setup_method_args["setup_args"]:  # setup_mudata's option
+        batches = None
+        if batch_key is not None:
+            batches = layout.obs_columns.get(batch_key)
+            batches = data.obs[batch_key] if batches is None else batches
+        setup_method_args["setup_args"]["feature_masks"] = checked_feature_masks(
+            setup_method_args["setup_args"]["feature_masks"],
+            layout.feature_names,
+            None if batches is None else pd.Series(np.asarray(batches)),
+            layout.presence,
+            _training_batches(kwargs.get("source_registry")),
+        )
     categorical_covariate_keys = [
         key for name, key in keys.items() if name.startswith("categorical_covariate_keys")
     ] or None

@@ -13,10 +13,17 @@ import numpy as np
 import scipy.sparse as sp
 import scvi
 import torch
+from scvi import REGISTRY_KEYS
 from sklearn.utils.extmath import randomized_svd
 
-from mosaicvi._constants import modality_registry_key
-from mosaicvi.nn._column_statistics import column_nonzeros, rows_mask
+from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY, modality_registry_key
+from mosaicvi.data._feature_masks import batch_feature_table
+from mosaicvi.nn._column_statistics import (
+    column_nonzeros,
+    measured_counts,
+    measuring_cells,
+    rows_mask,
+)
 from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
 from mosaicvi.nn._likelihoods import get_likelihood
 
@@ -32,11 +39,31 @@ MAX_LSI_FIT_CELLS = 50_000
 
 
 def inverse_document_frequency(
-    measured: sp.csr_matrix, rows: np.ndarray | None = None
+    measured: sp.csr_matrix, rows: np.ndarray | None = None, n_measuring: np.ndarray | None = None
 ) -> np.ndarray:
-    """``n_cells / (1 + number of cells in which the feature is non-zero)`` per feature."""
+    """``n_cells / (1 + number of cells in which the feature is non-zero)`` per feature.
+
+    ``n_measuring`` (feature masks): per feature, the cells of ``rows`` that measured it.
+    """
     n_cells = measured.shape[0] if rows is None else int(np.count_nonzero(rows))
+    if n_measuring is not None:
+        n_cells = n_measuring
     return n_cells / (1.0 + column_nonzeros(measured, rows))
+
+
+def batch_feature_masks(adata_manager: AnnDataManager) -> dict[str, np.ndarray]:
+    """Modality -> ``(n_batch, n_features)`` booleans of the modalities with feature masks.
+
+    Read from the ``feature_masks`` setup argument (:meth:`~mosaicvi.MosaicVI.setup_mudata`), in
+    the registry's batch order; modalities without a mask are left out.
+    """
+    masks = adata_manager.registry["setup_args"].get("feature_masks") or {}
+    categories = adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY).categorical_mapping
+    names = adata_manager.registry[FEATURE_NAMES_REGISTRY_KEY]
+    return {
+        m: batch_feature_table(mask, [str(c) for c in categories], len(names[m]))
+        for m, mask in masks.items()
+    }
 
 
 def binary_tfidf(counts: sp.csr_matrix, idf: np.ndarray, scale: float = 1e4) -> sp.csr_matrix:
@@ -110,17 +137,19 @@ def input_transform_params(
     n_lsi_components: int,
     seed: int = 0,
     rows: np.ndarray | None = None,
+    n_measuring: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """Fitted parameters of the input transform called ``transform`` (empty when it has none).
 
-    Fitted on the ``rows`` (boolean mask) of ``measured``, all rows when ``None``. For ``"lsi"``,
+    Fitted on the ``rows`` (boolean mask) of ``measured``, all rows when ``None``;
+    ``n_measuring``: see :func:`inverse_document_frequency`. For ``"lsi"``,
     ``n_lsi_components`` is lowered (with a log message) when the modality has too few measured
     cells or features for it.
     """
     needed = INPUT_TRANSFORMS[transform][1]
     if "idf" not in needed:
         return {}
-    idf = inverse_document_frequency(measured, rows)
+    idf = inverse_document_frequency(measured, rows, n_measuring)
     params = {"idf": torch.as_tensor(idf, dtype=torch.float32)}
     if "loadings" in needed:
         n_cells = measured.shape[0] if rows is None else int(np.count_nonzero(rows))
@@ -152,25 +181,34 @@ def fitted_statistics(
     """Every statistic the module is built with, fitted on the cells that measured each modality.
 
     Returns :class:`~mosaicvi.module.MosaicVAE` keyword arguments: ``n_features``,
-    ``library_reference`` and ``decoder_bias`` (from each modality's likelihood) and
+    ``library_reference`` and ``decoder_bias`` (from each modality's likelihood),
     ``transform_params`` (its input transform's, :func:`input_transform_params`; seeded by
-    ``scvi.settings.seed``). ``presence`` is the boolean cells x modalities mask, in
-    ``likelihoods``' order.
+    ``scvi.settings.seed``) and ``feature_masks`` (:func:`batch_feature_masks`; statistics of a
+    masked modality use only the entries each cell's batch measured). ``presence`` is the
+    boolean cells x modalities mask, in ``likelihoods``' order.
     """
     statistics = {k: {} for k in ("n_features", "library_reference", "decoder_bias")}
     statistics["transform_params"] = {}
+    statistics["feature_masks"] = batch_feature_masks(adata_manager)
     for i, m in enumerate(likelihoods):
         counts = adata_manager.get_from_registry(modality_registry_key(m))
         measured = presence[:, i]  # a mask: indexing the counts would copy them
+        n_measuring = None
+        if m in statistics["feature_masks"]:
+            table = statistics["feature_masks"][m]
+            codes = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+            counts = measured_counts(counts, codes, table)
+            n_measuring = measuring_cells(codes, measured, table)
         likelihood = get_likelihood(likelihoods[m])
         statistics["n_features"][m] = counts.shape[1]
         statistics["library_reference"][m] = likelihood.library_reference(counts, measured)
-        statistics["decoder_bias"][m] = likelihood.initial_bias(counts, measured)
+        statistics["decoder_bias"][m] = likelihood.initial_bias(counts, measured, n_measuring)
         statistics["transform_params"][m] = input_transform_params(
             input_transforms[m],
             counts,
             n_lsi_components,
             seed=scvi.settings.seed or 0,
             rows=measured,
+            n_measuring=n_measuring,
         )
     return statistics

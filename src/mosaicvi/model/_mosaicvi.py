@@ -308,6 +308,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         labels_key: str | None = None,
         categorical_covariate_keys: list[str] | None = None,
         unlabeled_category: str | None = None,
+        feature_masks: Mapping[str, pd.DataFrame] | None = None,
         **kwargs,
     ) -> None:
         """Register a paired or unpaired (mosaic) MuData.
@@ -342,6 +343,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Value of ``labels_key`` that marks unlabelled cells. When given, the model is trained
             semi-supervised on the other cells' labels and :meth:`predict` labels every cell;
             without it, labels are registered but not used for training.
+        feature_masks
+            Modality -> boolean DataFrame, batches x features (``True``: measured; unlisted batches
+            measured all), for a modality holding the union of its batches' panels (built with
+            :func:`mosaicvi.data.concat_panels`). Unmeasured entries are imputed, never fitted.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
 
@@ -1145,7 +1150,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Also write the model's data (``mdata.h5mu`` or ``adata.h5ad``).
         **anndata_write_kwargs
             Passed to the data's ``write``.
-
         """
         save_model(self, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs)
 
@@ -1175,7 +1179,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Device index or ``"auto"``.
         prefix
             Prefix of the file names.
-
         """
         return load_model(cls, dir_path, adata, accelerator, device, prefix)
 

@@ -170,7 +170,8 @@ def iter_normalized_expression(
         What to decode (:func:`decoding`): ``plan.modality`` at library ``plan.library``, into
         the batches ``plan.targets`` (averaged), or when ``None`` each cell's own batch when it
         measured the modality, else the average over ``plan.measured`` (the codes of the batches
-        that measured it); only the features at ``plan.columns``.
+        that measured it); features a cell's batch did not measure (feature masks) the average
+        over the batches that measured each. Only the features at ``plan.columns``.
     n_samples
         Posterior samples of ``z`` per cell.
     use_z_mean
@@ -222,7 +223,9 @@ def decode_samples(
     def decode_into(rows: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Likelihood parameters of ``rows`` in ``batch``, at ``lib`` (never the observed one)."""
         cells_covs = None if cat_covs is None else cat_covs[rows]
-        return module.decode_modality(modality, flat[rows], batch, lib[rows], cells_covs, v)
+        return module.decode_modality(
+            modality, flat[rows], batch, lib[rows], cells_covs, v, measured_only=False
+        )
 
     def decode(rows: torch.Tensor, codes: list[int | None]) -> torch.Tensor:
         """``rows`` decoded into each batch of ``codes`` (``None``: their own), averaged.
@@ -236,6 +239,22 @@ def decode_samples(
             return likelihood.sample(decode_into(rows, chosen))
         return torch.stack([likelihood.mean(decode_into(rows, b)) for b in batches]).mean(0)
 
+    def fill_unmeasured(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Unmeasured features of a cell's own batch: the average over the batches measuring them.
+
+        Feature masks; as for a missing modality.
+        """
+        own_mask = module.feature_mask(modality, own[rows])
+        if own_mask is None or bool(own_mask.all()):
+            return values
+        total, count = torch.zeros_like(values), values.new_zeros(values.shape[-1])
+        for code in measured:
+            batch = torch.full_like(own[rows], code)
+            weight = module.feature_mask(modality, batch[:1])[0].to(values.dtype)
+            total += likelihood.mean(decode_into(rows, batch)) * weight
+            count += weight
+        return torch.where(own_mask, values, total / count.clamp(min=1.0))
+
     if targets is not None:
         return decode(torch.arange(flat.shape[0], device=device), targets).reshape(
             n_draws, n_cells, -1
@@ -248,6 +267,8 @@ def decode_samples(
     ):
         if rows.numel():
             values = decode(rows, codes)
+            if codes == [None] and not draw:
+                values = fill_unmeasured(rows, values)
             if out is None:
                 out = flat.new_empty((flat.shape[0], values.shape[-1]))
             out[rows] = values

@@ -177,7 +177,13 @@ class ImportanceWeightedMixin:
             cells = cell_index[rows]
             counts = tensors[modality_registry_key(m)]
             px = self.decode_modality(
-                m, z[rows], batch_index, self.library_size(m, counts), cat_covs, v, cells=cells
+                m,
+                z[rows],
+                batch_index,
+                self.library_size(m, counts, batch_index),
+                cat_covs,
+                v,
+                cells=cells,
             )
             nll = self.decoders[m].negative_log_likelihood(gather_rows(counts, cells), px)
             total = total.index_add(0, rows, -nll)

@@ -14,6 +14,7 @@ from mosaicvi.module._batch_adversary import make_latent_discriminator
 from mosaicvi.module._cell_labels import CellLabelsMixin
 from mosaicvi.module._closed_feature_sampling import ClosedFeatureSamplingMixin
 from mosaicvi.module._elbo import mosaic_loss
+from mosaicvi.module._encoder_inputs import EncoderInputsMixin
 from mosaicvi.module._importance_weighted import ImportanceWeightedMixin
 from mosaicvi.module._networks import (
     check_module_options,
@@ -40,6 +41,7 @@ class MosaicVAE(
     CellLabelsMixin,
     OutputAdversaryMixin,
     ImportanceWeightedMixin,
+    EncoderInputsMixin,
     BaseModuleClass,
 ):
     """Multimodal VAE over whichever modalities each cell has.
@@ -51,23 +53,16 @@ class MosaicVAE(
     cells that measured it. A latent adversary removes batch from ``z``. With labels, a
     classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained on the labelled cells.
 
-    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample from
-    every component of a cell, each decoding all the cell's modalities, weighted by the component
-    weight. ``inference`` returns these samples (``"z_strata"``), the cell of each
-    (``"cell_index"``) and its weight (``"sample_weight"``); ``generative`` decodes them.
+    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample per
+    component of a cell (``"z_strata"``, ``"cell_index"``, ``"sample_weight"``), all decoded.
 
-    With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` embeds every feature (``v_f``),
-    the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``) and the loss gains the
-    graph's negative-sampling NLL and the KL of ``q(V)``.
+    With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` embeds every feature, decoders
+    are hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``), the loss gains the graph NLL and KL.
 
     Parameters
     ----------
-    modalities
-        Modality name -> kind, in the column order of the presence mask.
-    n_features
-        Modality name -> number of features.
-    n_batch
-        Number of batches.
+    modalities, n_features, n_batch
+        Modality name -> kind (the presence mask's column order); -> number of features; batches.
     likelihoods
         Modality name -> a registered likelihood name (:data:`~mosaicvi.nn._likelihoods.LIKELIHOODS`).
     input_transforms
@@ -78,6 +73,10 @@ class MosaicVAE(
         Modality name -> fitted parameters of its input transform (:func:`~mosaicvi.nn.make_input_transform`).
     decoder_bias
         Modality name -> starting per-feature decoder bias (the average profile's logits).
+    feature_masks, panel_dropout
+        Modality name -> ``(n_batch, n_features)`` booleans: which batch measured which feature
+        (modalities left out: all); the probability, while training, of showing a cell's encoder
+        only the features every batch measured (:mod:`~mosaicvi.module._encoder_inputs`).
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
     n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
@@ -137,6 +136,8 @@ class MosaicVAE(
         library_reference: Mapping[str, float],
         transform_params: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
         decoder_bias: Mapping[str, torch.Tensor] | None = None,
+        feature_masks: Mapping[str, torch.Tensor] | None = None,
+        panel_dropout: float = 0.0,
         n_cats_per_cov: list[int] | None = None,
         n_latent: int = 20,
         n_hidden: int = 256,
@@ -175,6 +176,7 @@ class MosaicVAE(
         self.modality_names = list(modalities)
         self.n_batch = n_batch
         self.n_latent = n_latent
+        self.register_feature_masks(feature_masks, panel_dropout)
         self.likelihoods = {m: get_likelihood(likelihoods[m]) for m in self.modality_names}
         n_features = {m: n_features[m] for m in self.modality_names}
         self.feature_slices = feature_slices(self.modality_names, n_features)
@@ -236,6 +238,7 @@ class MosaicVAE(
         return {
             MODULE_KEYS.X_KEY: {m: tensors[modality_registry_key(m)] for m in self.modality_names},
             MODULE_KEYS.PRESENCE_KEY: tensors[PRESENCE_KEY],
+            MODULE_KEYS.BATCH_INDEX_KEY: tensors[REGISTRY_KEYS.BATCH_KEY],
         }
 
     def _get_generative_input(
@@ -254,10 +257,6 @@ class MosaicVAE(
             MODULE_KEYS.FEATURE_COLUMNS_KEY: self.sampled_feature_columns(tensors),
         }
 
-    def library_size(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        """Per-cell library of ``modality`` (total counts, or open features for Bernoulli)."""
-        return self.likelihoods[modality].library_size(x)
-
     def decode_modality(
         self,
         modality: str,
@@ -268,13 +267,15 @@ class MosaicVAE(
         v: torch.Tensor | None = None,
         cells: torch.Tensor | None = None,
         columns: tuple[torch.Tensor, torch.Tensor] | None = None,
+        measured_only: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Likelihood parameters of ``modality`` for latent codes ``z``: every decoding path's call.
 
         ``batch_index``, ``library`` and ``cat_covs`` are per-cell; with ``cells`` (indices) they
         are indexed by it to match ``z``'s rows. ``v``: the feature embeddings of all features
         when the model has a graph. ``columns``: the features a
-        training step decodes (:meth:`sampled_feature_columns`).
+        training step decodes (:meth:`sampled_feature_columns`). ``measured_only``: leave the
+        features a cell's batch did not measure out (fitting); outputs pass ``False``.
         """
         if cells is not None:
             batch_index, library = batch_index[cells], library[cells]
@@ -286,30 +287,29 @@ class MosaicVAE(
             cat_covs,
             None if v is None else v[slice(*self.feature_slices[modality])],
             columns,
+            self.feature_mask(modality, batch_index) if measured_only else None,
         )
-
-    def encoder_presence(self, present: torch.Tensor) -> torch.Tensor:
-        """Modalities the encoders see: ``present``, minus random drop-outs while training."""
-        if not self.training or self.modality_dropout == 0.0:
-            return present
-        dropped = torch.rand(present.shape, device=present.device) < self.modality_dropout
-        kept = present & ~dropped
-        nothing_left = ~kept.any(dim=1, keepdim=True)
-        return torch.where(nothing_left, present, kept)
 
     @auto_move_data
     def inference(
-        self, x: dict[str, torch.Tensor], presence: torch.Tensor, n_samples: int = 1
+        self,
+        x: dict[str, torch.Tensor],
+        presence: torch.Tensor,
+        n_samples: int = 1,
+        batch_index: torch.Tensor | None = None,
     ) -> dict:
         """Encode the present modalities and fuse them into ``q(z | x_available)``.
 
         ``"qz"`` is the posterior (moment-matched for mixtures), ``"z"`` one sample per cell (or
-        ``n_samples``), ``"posterior"`` the :class:`~mosaicvi.nn.FusedPosterior` and
-        ``"attention"`` the per-modality weights; ``"z_strata"``, ``"cell_index"`` and
-        ``"sample_weight"`` are the stratified samples the loss decodes.
+        ``n_samples``), ``"posterior"`` the :class:`~mosaicvi.nn.FusedPosterior`, ``"attention"``
+        the modality weights; ``"z_strata"``, ``"cell_index"``, ``"sample_weight"`` the samples
+        the loss decodes. ``batch_index``: removes entries of unmeasured features (masks).
         """
         present = presence > 0.5
-        embeddings = torch.stack([self.encoders[m](x[m]) for m in self.modality_names], dim=1)
+        x, seen, masks = self.measured_inputs(x, batch_index)
+        embeddings = torch.stack(
+            [self.encoders[m](seen[m], masks[m]) for m in self.modality_names], dim=1
+        )
         posterior = self.fusion(embeddings, self.encoder_presence(present))
         qz = posterior.moment_matched()
         z_strata, cell_index, sample_weight = posterior.stratified_sample()

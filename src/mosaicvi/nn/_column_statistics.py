@@ -36,3 +36,20 @@ def column_sums(counts: sp.csr_matrix, rows: np.ndarray | None = None) -> np.nda
     """Per-feature total over ``rows`` (float64), without copying the matrix."""
     weights = rows_mask(counts, rows).astype(np.float64)
     return np.asarray(sp.csr_matrix(counts).T @ weights).ravel()
+
+
+def measured_counts(
+    counts: sp.csr_matrix, batch_codes: np.ndarray, table: np.ndarray
+) -> sp.csr_matrix:
+    """``counts`` without the entries each cell's batch did not measure (``table[batch]``)."""
+    counts = sp.csr_matrix(counts)
+    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    keep = table[batch_codes[rows], counts.indices]
+    coo = sp.coo_matrix((counts.data[keep], (rows[keep], counts.indices[keep])), counts.shape)
+    return coo.tocsr()
+
+
+def measuring_cells(batch_codes: np.ndarray, rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per feature, the number of cells of ``rows`` (boolean) whose batch measured it."""
+    cells_per_batch = np.bincount(batch_codes[rows], minlength=table.shape[0])
+    return cells_per_batch @ table.astype(np.int64)

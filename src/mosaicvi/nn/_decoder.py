@@ -14,6 +14,10 @@ from mosaicvi.nn._mlp import hidden_stack
 _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
 
 
+#: Logit of features a cell's batch did not measure while fitting: no share of the softmax.
+UNMEASURED_LOGIT = -1e4
+
+
 class ModalityDecoder(nn.Module):
     """Decode z into the likelihood parameters of one modality.
 
@@ -104,6 +108,7 @@ class ModalityDecoder(nn.Module):
         cat_covs: torch.Tensor | None = None,
         feature_embeddings: torch.Tensor | None = None,
         columns: tuple[torch.Tensor, torch.Tensor] | None = None,
+        feature_mask: torch.Tensor | None = None,
     ) -> Params:
         """Likelihood parameters for cells ``z`` ``(n, n_latent)``.
 
@@ -113,7 +118,9 @@ class ModalityDecoder(nn.Module):
         ``column_subsets``): ``(indices, weights)`` from
         :func:`~mosaicvi.nn._feature_sampling.sample_feature_columns`; only those features are
         decoded, and the returned ``"columns"`` and ``"column_weight"`` make
-        :meth:`negative_log_likelihood` the matching unbiased estimate.
+        :meth:`negative_log_likelihood` the matching unbiased estimate. ``feature_mask``
+        ``(n, n_features)`` bool (feature masks; ``None``: all measured): unmeasured features
+        are left out of the softmax and, through ``params["feature_mask"]``, of the NLL.
         """
         index = None
         if columns is not None:
@@ -142,10 +149,15 @@ class ModalityDecoder(nn.Module):
         if offset is not None:
             bias = bias + offset[:, None]
         logits = torch.addcmul(bias, eta, scale)
+        if feature_mask is not None:
+            feature_mask = feature_mask if index is None else feature_mask[:, index]
+            logits = logits.masked_fill(~feature_mask, UNMEASURED_LOGIT)
         batch_parameters = {name: getattr(self, name) for name in self.likelihood.batch_parameters}
         params = self.likelihood.parameters(logits, library, batch_index, batch_parameters)
         if columns is not None:
             params.update(columns=index, column_weight=columns[1])
+        if feature_mask is not None:
+            params["feature_mask"] = feature_mask
         return params
 
     def _mlp(

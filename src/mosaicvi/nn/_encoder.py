@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mosaicvi.nn._input_transforms import TfIdfWithLsi
+from mosaicvi.nn._input_transforms import CenteredLogRatio, TfIdfWithLsi
 from mosaicvi.nn._mlp import hidden_stack
-from mosaicvi.nn._sparse import SparseInputLinear
+from mosaicvi.nn._sparse import SparseInputLinear, scale_rows, to_dense
 
 
 class ModalityEncoder(nn.Module):
@@ -50,12 +50,47 @@ class ModalityEncoder(nn.Module):
         )
         self.hidden = hidden_stack(n_hidden, n_hidden, n_layers - 1, dropout_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Embed dense or CSR counts ``(n_cells, n_features)`` into ``(n_cells, n_hidden)``."""
+    def forward(self, x: torch.Tensor, feature_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Embed dense or CSR counts ``(n_cells, n_features)`` into ``(n_cells, n_hidden)``.
+
+        ``feature_mask`` (cells x features, ``True`` = measured; ``None``: all): the entries of
+        ``x`` a cell's batch did not measure must be zero; the per-feature input is then scaled
+        by ``n_features / n_measured`` per cell (masked input scaling, as inverted dropout), so
+        a cell measured on a small panel enters the first layer on the scale of a full one.
+        Transforms that pool features per cell (CLR's mean) pool the measured ones only.
+        """
         with torch.no_grad():
-            x = self.transform(x)
+            if feature_mask is None:
+                x = self.transform(x)
+            else:
+                x = masked_transform(self.transform, x, feature_mask)
         if self.two_views:
             h = self.input_layer(x[0]) + self.lsi_layer(x[1])
         else:
             h = self.input_layer(x)
         return self.hidden(self.input_block(h))
+
+
+def masked_transform(
+    transform: nn.Module, x: torch.Tensor, feature_mask: torch.Tensor
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``transform(x)`` for cells that measured only the features in ``feature_mask``.
+
+    Per-feature outputs are scaled by each cell's ``n_features / n_measured``; LSI components
+    (dense, standardised per cell) are left as they are.
+    """
+    if isinstance(transform, CenteredLogRatio):
+        logged = torch.log1p(to_dense(x))
+        measured = feature_mask.to(logged.dtype)
+        mean = (logged * measured).sum(-1, keepdim=True) / measured.sum(-1, keepdim=True).clamp(
+            min=1.0
+        )
+        out = (logged - mean) * measured
+    else:
+        out = transform(x)
+    scale = feature_mask.shape[1] / feature_mask.sum(-1).clamp(min=1).to(torch.float32)
+    if isinstance(out, tuple):  # (per-feature TF-IDF, LSI)
+        return scale_rows(out[0], scale), out[1]
+    if out.shape[1] != feature_mask.shape[1]:  # LSI components
+        return out
+    return scale_rows(out, scale)

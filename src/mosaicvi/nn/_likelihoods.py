@@ -88,13 +88,23 @@ class Likelihood:
         """
         return float(np.median(self.cell_library(counts)[rows_mask(counts, rows)]))
 
-    def initial_bias(self, counts: sp.csr_matrix, rows: np.ndarray | None = None) -> torch.Tensor:
+    def initial_bias(
+        self,
+        counts: sp.csr_matrix,
+        rows: np.ndarray | None = None,
+        n_measuring: np.ndarray | None = None,
+    ) -> torch.Tensor:
         """Per-feature decoder bias reproducing the average profile of ``rows`` when ``eta = 0``.
 
         Count likelihoods: ``log`` of each feature's share of all counts (the softmax logits of
         the average cell). Starting there, the latent space is not spent on the average profile.
+        ``n_measuring``: per feature, the cells of ``rows`` that measured it (feature masks; its
+        unmeasured entries must be zero in ``counts``); each feature's average is over those.
         """
         totals = column_sums(counts, rows)
+        if n_measuring is not None:
+            n_rows = np.count_nonzero(rows_mask(counts, rows))
+            totals = totals * n_rows / np.maximum(n_measuring, 1)
         share = (totals + 0.5) / (totals.sum() + 0.5 * totals.size)
         return torch.as_tensor(np.log(share), dtype=torch.float32)
 
@@ -178,6 +188,33 @@ def _softmax_mean(logits: torch.Tensor, library: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1) * library[:, None]
 
 
+def measured_entries(
+    x: torch.Tensor, params: Params, mean: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Dense ``x`` (and ``mean``) with finite stand-ins at unmeasured entries, and the mask.
+
+    ``params["feature_mask"]`` (cells x features, ``True`` = measured; absent: all measured)
+    comes from the decoder with feature masks. Unmeasured entries get count 0 and mean 1, so
+    their terms and gradients stay finite before :func:`masked_feature_sum` drops them.
+    """
+    x, mask = to_dense(x), params.get("feature_mask")
+    if mask is None:
+        return x, mean, None
+    x = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    if mean is not None:
+        mean = torch.where(mask, mean, torch.ones((), dtype=mean.dtype, device=mean.device))
+    return x, mean, mask
+
+
+def masked_feature_sum(terms: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-cell sum of per-feature ``terms`` over the features each cell measured."""
+    if mask is None:
+        return terms.sum(-1)
+    return torch.where(mask, terms, torch.zeros((), dtype=terms.dtype, device=terms.device)).sum(
+        -1
+    )
+
+
 @register_likelihood
 class NBLikelihood(Likelihood):
     """Negative binomial with mean ``softmax(logits) * library``.
@@ -200,7 +237,8 @@ class NBLikelihood(Likelihood):
         return NegativeBinomial(mu=params["mean"], theta=params["theta"])
 
     def negative_log_likelihood(self, x, params) -> torch.Tensor:
-        return -self.distribution(params).log_prob(to_dense(x)).sum(-1)
+        x, mean, mask = measured_entries(x, params, params["mean"])
+        return -masked_feature_sum(self.distribution({**params, "mean": mean}).log_prob(x), mask)
 
     def sample(self, params) -> torch.Tensor:
         with torch.no_grad():
@@ -240,7 +278,8 @@ class PoissonLikelihood(Likelihood):
         return {"logits": logits, "mean": _softmax_mean(logits, library)}
 
     def negative_log_likelihood(self, x, params) -> torch.Tensor:
-        return -torch.distributions.Poisson(params["mean"]).log_prob(to_dense(x)).sum(-1)
+        x, mean, mask = measured_entries(x, params, params["mean"])
+        return -masked_feature_sum(torch.distributions.Poisson(mean).log_prob(x), mask)
 
     def sample(self, params) -> torch.Tensor:
         with torch.no_grad():
@@ -263,9 +302,9 @@ class BernoulliLikelihood(Likelihood):
         """Open features per cell."""
         return np.diff(sp.csr_matrix(counts).indptr)
 
-    def initial_bias(self, counts, rows=None) -> torch.Tensor:
+    def initial_bias(self, counts, rows=None, n_measuring=None) -> torch.Tensor:
         """``logit`` of the (smoothed) fraction of ``rows`` in which each feature is open."""
-        n_cells = int(np.count_nonzero(rows_mask(counts, rows)))
+        n_cells = np.count_nonzero(rows_mask(counts, rows)) if n_measuring is None else n_measuring
         fraction = (column_nonzeros(counts, rows) + 0.5) / (n_cells + 1.0)
         return torch.as_tensor(np.log(fraction) - np.log1p(-fraction), dtype=torch.float32)
 
@@ -294,19 +333,25 @@ class BernoulliLikelihood(Likelihood):
         only those features and the first sum is weighted by ``params["column_weight"]``.
         """
         logits, columns = params["logits"], params.get("columns")
-        column_weight = params.get("column_weight")
+        column_weight, mask = params.get("column_weight"), params.get("feature_mask")
         terms = F.softplus(logits)
+        if mask is not None:  # columns unmeasured by a cell's batch (feature masks)
+            terms = torch.where(mask, terms, torch.zeros((), dtype=terms.dtype))
         nll = terms.sum(-1) if column_weight is None else terms @ column_weight.to(terms.dtype)
         if is_sparse(x):
             rows = row_ids(x)
             cols = x.col_indices()
             if columns is not None:
                 cols = torch.searchsorted(columns, cols)
-            observed = logits[rows, cols] * (x.values() > 0).to(logits.dtype)
+            open_ = x.values() > 0
+            if mask is not None:
+                open_ = open_ & mask[rows, cols]
+            observed = logits[rows, cols] * open_.to(logits.dtype)
             return nll.index_add(0, rows, -observed)
         if columns is not None:
             x = x[:, columns]
-        return nll - ((x > 0).to(logits.dtype) * logits).sum(-1)
+        open_ = x > 0 if mask is None else (x > 0) & mask
+        return nll - (open_.to(logits.dtype) * logits).sum(-1)
 
     def mean(self, params) -> torch.Tensor:
         return torch.sigmoid(params["logits"])

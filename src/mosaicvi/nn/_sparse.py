@@ -127,3 +127,28 @@ def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         size=(len(rows), x.shape[1]),
         device=x.device,
     )
+
+
+def keep_entries(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` with the entries where the boolean ``mask`` (same shape) is ``False`` removed.
+
+    Dense ``x``: those entries become zeros. CSR ``x``: they are dropped from the sparsity
+    pattern (not stored as explicit zeros, which :func:`row_nnz` would count).
+    """
+    if not is_sparse(x):
+        return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    rows, cols = row_ids(x), x.col_indices()
+    keep = mask[rows, cols]
+    counts = torch.bincount(rows[keep], minlength=x.shape[0])
+    crow = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).to(x.crow_indices().dtype)
+    return torch.sparse_csr_tensor(
+        crow, cols[keep], x.values()[keep], size=x.shape, device=x.device
+    )
+
+
+def scale_rows(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Each row of dense or CSR ``x`` multiplied by ``scale`` ``(n_rows,)``."""
+    scale = scale.to(x.dtype)
+    if not is_sparse(x):
+        return x * scale[:, None]
+    return with_values(x, x.values() * scale[row_ids(x)])
