@@ -109,8 +109,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     batch_discriminator
         Train the batch discriminator on the latent space (needs more than one batch). Each
         cell's push is ``train(adversarial_strength=)`` x ``min(1, F / n)``, ``F`` its measured
-        features (module keyword ``adversary_full_strength_features=n``, default 1,000; ``None``:
-        one push for all), so a small protein panel is not overpowered.
+        features (``adversary_full_strength_features=n``, default 1,000; ``None``: one push).
     modality_dropout
         Probability, during training, of hiding each measured modality of a multi-modality cell
         from the encoders while still reconstructing it (cross-modal prediction; 0 disables).
