@@ -22,14 +22,33 @@ def test_modality_set_classes_and_batch_classes():
 
 
 def test_strength_per_feature():
-    assert adversary_strength(5.0, None, PRESENT, [10, 100]) == 5.0
-    scaled = adversary_strength(5.0, 0.01, PRESENT, [10, 100])
+    measured = torch.tensor([[10.0], [100.0], [110.0]])  # the cells of PRESENT, 10 + 100 features
+    assert adversary_strength(5.0, None, measured) == 5.0
+    scaled = adversary_strength(5.0, 0.01, measured)
     assert scaled.shape == (3, 1)
     assert scaled.ravel().tolist() == pytest.approx([0.5, 5.0, 5.5])
-    capped = adversary_strength(5.0, None, PRESENT, [10, 100], full_strength_features=50)
+    capped = adversary_strength(5.0, None, measured, full_strength_features=50)
     assert capped.ravel().tolist() == pytest.approx([1.0, 5.0, 5.0])  # 10 of 50 features: 1/5
-    both = adversary_strength(5.0, 0.01, PRESENT, [10, 100], full_strength_features=50)
+    both = adversary_strength(5.0, 0.01, measured, full_strength_features=50)
     assert both.ravel().tolist() == pytest.approx([0.1, 5.0, 5.5])
+
+
+def test_measured_features_count_modalities_and_feature_masks(synthetic_mosaic):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    module = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4).module
+    sizes = [stop - start for start, stop in module.feature_slices.values()]
+    n = len(sizes)
+    present = torch.stack([torch.eye(n, dtype=torch.bool)[0], torch.eye(n, dtype=torch.bool)[1]])
+    present = torch.cat([present, torch.ones(1, n, dtype=torch.bool)])  # first, second, all
+    batch = torch.zeros(3, 1)
+    counts = module.measured_feature_counts(present, batch).ravel().tolist()
+    assert counts == [sizes[0], sizes[1], sum(sizes)]
+    first = next(iter(module.feature_slices))
+    table = torch.ones(module.n_batch, sizes[0], dtype=torch.bool)
+    table[0, :3] = False  # batch 0 did not measure 3 features of the first modality
+    module.register_feature_masks({first: table.numpy()})
+    counts = module.measured_feature_counts(present, batch).ravel().tolist()
+    assert counts == [sizes[0] - 3, sizes[1], sum(sizes) - 3]
 
 
 def test_discriminator_size_and_bad_target():

@@ -125,8 +125,7 @@ class AuxiliaryLossesMixin:
             strength = adversary_strength(
                 adversarial_strength,
                 self.adversary_feature_scale,
-                present,
-                [stop - start for start, stop in self.feature_slices.values()],
+                self.measured_feature_counts(present, tensors[REGISTRY_KEYS.BATCH_KEY]),
                 self.adversary_full_strength_features,
             )
             logits = self.discriminator(qz.loc, strength)

@@ -41,27 +41,25 @@ def discriminator_classes(
 def adversary_strength(
     strength: float,
     feature_scale: float | None,
-    present: torch.Tensor,
-    n_features: list[int],
+    measured_features: torch.Tensor,
     full_strength_features: int | None = None,
 ) -> float | torch.Tensor:
     """Reversed-gradient strength: ``strength``, or per cell scaled by its measured features.
 
-    With ``F`` the number of features the cell's reconstruction sums over (those of the
-    modalities it measured), the strength is multiplied by ``feature_scale * F`` when
-    ``feature_scale`` is set (the push grows with the reconstruction term it competes with;
-    GLUE normalises each modality's NLL per feature instead, the same ratio for a
-    single-modality cell) and by ``min(1, F / full_strength_features)`` when that is set (cells
-    with few features, e.g. a small protein panel, get a proportionally weaker push, which keeps
-    their reconstruction from being overpowered; cells with more features are unaffected).
+    With ``F`` (``measured_features``, ``(n_cells, 1)``) the number of features the cell's
+    reconstruction sums over (those of the modalities it measured, less those its batch did not
+    measure), the strength is multiplied by ``feature_scale * F`` when ``feature_scale`` is set
+    (the push grows with the reconstruction term it competes with; GLUE normalises each
+    modality's NLL per feature instead, the same ratio for a single-modality cell) and by
+    ``min(1, F / full_strength_features)`` when that is set (cells with few features, e.g. a
+    small protein panel, get a proportionally weaker push, which keeps their reconstruction from
+    being overpowered; cells with more features are unaffected).
     """
     if feature_scale is None and full_strength_features is None:
         return strength
-    sizes = torch.tensor(n_features, dtype=torch.float32, device=present.device)
-    measured = (present.float() @ sizes).unsqueeze(1)
-    scale = torch.ones_like(measured)
+    scale = torch.ones_like(measured_features)
     if feature_scale is not None:
-        scale = scale * feature_scale * measured
+        scale = scale * feature_scale * measured_features
     if full_strength_features is not None:
-        scale = scale * (measured / full_strength_features).clamp(max=1.0)
+        scale = scale * (measured_features / full_strength_features).clamp(max=1.0)
     return strength * scale

@@ -59,6 +59,20 @@ class EncoderInputsMixin:
             return None
         return getattr(self, name)[batch_index.reshape(-1).long()]
 
+    def measured_feature_counts(
+        self, present: torch.Tensor, batch_index: torch.Tensor
+    ) -> torch.Tensor:
+        """``(n_cells, 1)``: the features each cell measured (its modalities, less masked ones)."""
+        counts = []
+        for i, (m, (start, stop)) in enumerate(self.feature_slices.items()):
+            name = self.masked_modalities.get(m)
+            if name is None:
+                n = torch.full_like(present[:, i], stop - start, dtype=torch.float32)
+            else:
+                n = getattr(self, name).sum(1, dtype=torch.float32)[batch_index.reshape(-1).long()]
+            counts.append(present[:, i].float() * n)
+        return torch.stack(counts, dim=1).sum(1, keepdim=True)
+
     def measured_inputs(
         self, x: Mapping[str, torch.Tensor], batch_index: torch.Tensor | None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
