@@ -446,6 +446,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_importance_samples: int = 1,
         checkpoint_dir: str | os.PathLike | None = None,
         check_loss_every_n_steps: int | None = None,
+        load_data_on_device: bool | Literal["auto"] = "auto",
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -482,6 +483,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Steps between checks that the loss is finite (else a ``FloatingPointError`` naming
             the term). ``None``: every step on the CPU, every 50 elsewhere; ``1`` stops at the
             failing step before any update.
+        load_data_on_device
+            Keep the data on the GPU and gather minibatches there; ``"auto"``: when they fit.
         plan_kwargs
             Passed to :class:`~mosaicvi.train.MosaicTrainingPlan` (override the arguments above).
         datasplitter_kwargs
