@@ -21,12 +21,14 @@ from mosaicvi.train._labelled_splitter import DistributedLabelledBatchSampler
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 
 
-@pytest.mark.parametrize("mode", ["plain", "labelled"])
+#: Rank 0's weights after each mode, to compare the device-resident runs with the reference.
+_WEIGHTS: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("mode", ["plain", "labelled", "plain,resident", "labelled,resident"])
 def test_two_process_ddp_on_cpu(tmp_path, mode):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    args = [sys.executable, str(SCRIPT), str(tmp_path), "ddp"]
-    if mode == "labelled":
-        args.append("labelled")
+    args = [sys.executable, str(SCRIPT), str(tmp_path), "ddp", *mode.split(",")]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -44,6 +46,12 @@ def test_two_process_ddp_on_cpu(tmp_path, mode):
     # Weights (synchronised updates) and graph buffers are identical on both processes.
     assert ranks[0]["parameters"] == pytest.approx(ranks[1]["parameters"], rel=1e-9)
     assert ranks[0]["buffers"] == ranks[1]["buffers"]
+    # Device-resident data (``load_data_on_device=True``) draw the reference loader's shards:
+    # the same weights as the reference run of the same mode (run before it in this module).
+    _WEIGHTS[mode] = ranks[0]["parameters"]
+    reference = mode.removesuffix(",resident")
+    if reference != mode and reference in _WEIGHTS:
+        assert _WEIGHTS[mode] == pytest.approx(_WEIGHTS[reference], rel=1e-6)
 
 
 def test_labelled_sampler_shards_one_shared_shuffle():

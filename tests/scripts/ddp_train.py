@@ -1,7 +1,8 @@
 """Train a tiny MosaicVI with 2-process DDP on the CPU (gloo); each rank writes a JSON record.
 
 Run by ``tests/test_ddp.py`` in a subprocess (Lightning's "ddp" re-launches this script for
-rank 1). Usage: ``python tests/scripts/ddp_train.py OUT_DIR [STRATEGY] [LABELLED]``.
+rank 1). Usage: ``python tests/scripts/ddp_train.py OUT_DIR [STRATEGY] [labelled] [resident]``
+(``resident``: ``load_data_on_device=True``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def checksum(tensors) -> float:
 def main() -> None:
     out = Path(sys.argv[1])
     strategy = sys.argv[2] if len(sys.argv) > 2 else "ddp"
-    labelled = len(sys.argv) > 3 and sys.argv[3] == "labelled"
+    labelled = "labelled" in sys.argv[3:]
+    resident = "resident" in sys.argv[3:]
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     scvi.settings.seed = 0
@@ -76,6 +78,7 @@ def main() -> None:
         early_stopping_patience=2,
         early_stopping_min_delta=1e9,  # never "improves": stops after the patience, every rank
         callbacks=[record],
+        load_data_on_device=resident,
         enable_progress_bar=False,
         enable_model_summary=False,
     )

@@ -451,6 +451,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_importance_samples: int = 1,
         checkpoint_dir: str | os.PathLike | None = None,
         check_loss_every_n_steps: int | None = None,
+        load_data_on_device: bool | Literal["auto"] = "auto",
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -487,6 +488,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Steps between checks that the loss is finite (else a ``FloatingPointError`` naming
             the term). ``None``: every step on the CPU, every 50 elsewhere; ``1`` stops at the
             failing step before any update.
+        load_data_on_device
+            Keep the data on the GPU and gather minibatches there; ``"auto"``: when they fit.
         plan_kwargs
             Passed to :class:`~mosaicvi.train.MosaicTrainingPlan` (override the arguments above).
         datasplitter_kwargs
@@ -1161,9 +1164,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         device: int | str = "auto",
         prefix: str | None = None,
     ) -> MosaicVI:
-        """Load a model saved by :meth:`save`, without unpickling anything.
-
-        Refuses (``ValueError``) pickled files, non-tensor weights or data with other features.
+        """Load a model saved by :meth:`save`; pickles and other features raise a ValueError.
 
         Parameters
         ----------
@@ -1172,10 +1173,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         adata
             Data with the training features (same modalities, names and order); it is set up like
             the training data. ``None``: the data saved with the model (``save_anndata=True``).
-        accelerator
-            ``"auto"``, ``"cpu"``, ``"gpu"``, ... (Lightning).
-        device
-            Device index or ``"auto"``.
+        accelerator, device
+            Lightning's ``"auto"``, ``"cpu"``, ``"gpu"``, ...; a device index or ``"auto"``.
         prefix
             Prefix of the file names.
         """

@@ -110,6 +110,7 @@ def train_model(
     n_importance_samples: int,
     checkpoint_dir: str | os.PathLike | None,
     check_loss_every_n_steps: int | None,
+    load_data_on_device: bool | str,
     plan_kwargs: dict | None,
     datasplitter_kwargs: dict | None,
     **trainer_kwargs,
@@ -140,7 +141,10 @@ def train_model(
         {**model._plan_kwargs, **(plan_kwargs or {})},
         dict(trainer_kwargs, accelerator=accelerator, devices=devices),
         validation_size=validation_size,
-        datasplitter_kwargs=datasplitter_kwargs,
+        datasplitter_kwargs={
+            "load_data_on_device": load_data_on_device,
+            **(datasplitter_kwargs or {}),
+        },
     )
     keeper = BestWeightsKeeper()
     kwargs["callbacks"] = safe.guard_callbacks(

@@ -1,8 +1,20 @@
-"""Data splitter that keeps sparse minibatches sparse on the device."""
+"""Data splitter that keeps sparse minibatches sparse, optionally gathered on the device."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
 from scvi.dataloaders import DataSplitter
+
+from mosaicvi.train._device_data import (
+    DeviceResidentData,
+    DeviceResidentLoader,
+    resolve_load_on_device,
+)
+
+if TYPE_CHECKING:
+    from scvi.data import AnnDataManager
 
 
 class SparseDataSplitter(DataSplitter):
@@ -11,7 +23,62 @@ class SparseDataSplitter(DataSplitter):
     With ``load_sparse_tensor=True`` scvi-tools ships CSR tensors to the device and then densifies
     them; :class:`~mosaicvi.module.MosaicVAE` consumes CSR directly (sparse first encoder layer,
     sparse Bernoulli likelihood), so the dense copy is skipped.
+
+    Parameters
+    ----------
+    adata_manager
+        The model's data manager.
+    load_data_on_device
+        Keep every registered field on the training device and gather minibatches there
+        (:class:`~mosaicvi.train._device_data.DeviceResidentLoader`: the same minibatches as the
+        reference loader, no per-step host work or copy). ``"auto"``: on a CUDA device when the
+        data fit in a share of its free memory, never on the CPU. ``False``: scvi-tools'
+        loader, which slices each minibatch on the host.
+    **kwargs
+        Passed to :class:`scvi.dataloaders.DataSplitter`.
     """
+
+    def __init__(
+        self, adata_manager: AnnDataManager, load_data_on_device: bool | str = False, **kwargs
+    ):
+        super().__init__(adata_manager, **kwargs)
+        if not (isinstance(load_data_on_device, bool) or load_data_on_device == "auto"):
+            raise ValueError(
+                "`load_data_on_device` must be True, False or 'auto', got "
+                f"{load_data_on_device!r}."
+            )
+        self.load_data_on_device = load_data_on_device
+        self.resident: DeviceResidentData | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the training run (the CPU outside a Lightning fit)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return torch.device("cpu")
+        return trainer.strategy.root_device
+
+    def setup(self, stage: str | None = None):
+        """Split the cells; move the data to the device when it is to be resident there."""
+        super().setup(stage)
+        device = self.device
+        if self.resident is not None and self.resident.device == device:
+            return
+        self.resident = None
+        if resolve_load_on_device(self.load_data_on_device, self.adata_manager, device):
+            self.resident = DeviceResidentData(self.adata_manager, device)
+
+    def _resident(self, loader):
+        return loader if self.resident is None else DeviceResidentLoader(self.resident, loader)
+
+    def train_dataloader(self):
+        """Training minibatches (gathered on the device when the data are resident there)."""
+        return self._resident(super().train_dataloader())
+
+    def val_dataloader(self):
+        """Validation minibatches (gathered on the device when the data are resident there)."""
+        loader = super().val_dataloader()
+        return loader if loader is None else self._resident(loader)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         """Return the batch unchanged."""

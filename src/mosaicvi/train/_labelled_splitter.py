@@ -162,7 +162,7 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
         # The sampler yields whole minibatches: the loader fetches one per step (batch of one
         # minibatch), which ``_single_minibatch`` unwraps.
         kwargs["collate_fn"] = _single_minibatch
-        return self.data_loader_cls(
+        loader = self.data_loader_cls(
             self.adata_manager,
             indices=self.train_idx,
             sampler=sampler,
@@ -170,6 +170,7 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
             pin_memory=self.pin_memory,
             **kwargs,
         )
+        return self._resident(loader)
 
 
 class DistributedLabelledBatchSampler(LabelledBatchSampler, DistributedSampler):

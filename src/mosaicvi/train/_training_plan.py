@@ -6,10 +6,13 @@ import torch
 from scvi.train import TrainingPlan
 
 from mosaicvi.train._distributed_logging import DistributedLoggingMixin
+from mosaicvi.train._epoch_metrics import EpochMetricsMixin
 from mosaicvi.train._output_adversary import OutputAdversaryPlanMixin
 
 
-class MosaicTrainingPlan(DistributedLoggingMixin, OutputAdversaryPlanMixin, TrainingPlan):
+class MosaicTrainingPlan(
+    DistributedLoggingMixin, OutputAdversaryPlanMixin, EpochMetricsMixin, TrainingPlan
+):
     """:class:`scvi.train.TrainingPlan` that also ramps up the batch-adversarial strength.
 
     The gradient-reversal strength grows linearly from 0 to ``adversarial_strength`` over
@@ -17,7 +20,8 @@ class MosaicTrainingPlan(DistributedLoggingMixin, OutputAdversaryPlanMixin, Trai
     is pushed to hide the batch. KL warm-up and everything else are scvi-tools' own. A module
     with output discriminators gets their own optimiser and a generator warm-up
     (:class:`~mosaicvi.train.OutputAdversaryPlanMixin`: ``output_discriminator_lr_factor``,
-    ``n_epochs_output_adversarial_warmup``).
+    ``n_epochs_output_adversarial_warmup``). Training metrics are summed on the device and
+    logged once per epoch (:class:`~mosaicvi.train._epoch_metrics.EpochMetricsMixin`).
 
     Parameters
     ----------
