@@ -22,13 +22,13 @@ from mosaicvi._constants import (
     PRESENCE_KEY,
 )
 from mosaicvi.data._anndata_layout import build_anndata_layout
-from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model import _checks as checks
 from mosaicvi.model import _differential as differential
 from mosaicvi.model import _inference as inference
 from mosaicvi.model import _labels as labelling
 from mosaicvi.model import _normalized_expression as expression
 from mosaicvi.model import _options as options
+from mosaicvi.model import _query as query
 from mosaicvi.model import _safe_training as safe
 from mosaicvi.model._feature_links import feature_links
 from mosaicvi.model._fields import obs_keys, register_layout
@@ -37,6 +37,7 @@ from mosaicvi.model._imputation import imputed_anndata
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._outputs import model_feature_embeddings
+from mosaicvi.model._query_data import setup_layout
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
 from mosaicvi.model._training import train_model
 from mosaicvi.module import MosaicVAE
@@ -167,7 +168,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Keep it off unless a benchmark on your data says otherwise (the docs' benchmark page
         compares it with the default).
     **module_kwargs
-        Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``n_attention``).
+        Passed to :class:`~mosaicvi.module.MosaicVAE`, e.g. ``n_attention``, ``encode_batch=True``
+        (batch-conditioned encoders: :meth:`load_query_data` can then move new batches' cells).
 
     Examples
     --------
@@ -354,7 +356,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         keys = obs_keys(batch_key, labels_key, categorical_covariate_keys)
-        layout = build_mosaic_layout(mdata, modalities, layers, keys)
+        layout = setup_layout(mdata, modalities, layers, keys, kwargs.get("source_registry"))
         cls.register_manager(register_layout(mdata, layout, setup_method_args, keys, **kwargs))
 
     @classmethod
@@ -420,9 +422,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if adata is not None and self.adata_manager is not None:
             safe.set_up_like_training(self, adata)
         adata = super()._validate_anndata(adata, copy_if_view)
-        safe.check_data_unchanged(
-            self.get_anndata_manager(adata if adata is not None else self.adata)
-        )
+        safe.check_data_unchanged(self.get_anndata_manager(self.adata if adata is None else adata))
         return adata
 
     def _make_data_loader(self, *args, **kwargs):
@@ -455,7 +455,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Passes through the data; default ~1.2 million cell visits (20 to 400 epochs).
+            Passes through the data; default ~1.2 million cell visits (20 to 400 epochs); a query
+            model's first fit (:meth:`load_query_data`): a quarter (10 to 100), no warm-ups.
         lr, batch_size
             Learning rate (Adam) and minibatch size.
         early_stopping, early_stopping_patience
@@ -472,16 +473,15 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_epochs_adversarial_warmup
             Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
         n_importance_samples
-            ``K > 1`` trains on the importance-weighted bound, ``K`` draws per posterior component
-            (stratified as MMVAE), with DReG gradients (``plan_kwargs={"importance_gradient":
-            "iwae"}``: plain IWAE); with ``prior="normal"`` or ``"modality"``. ``1``: the ELBO.
+            ``K > 1``: the importance-weighted bound, ``K`` stratified draws per component, DReG
+            gradients (``plan_kwargs={"importance_gradient": "iwae"}``: IWAE); with
+            ``prior="normal"`` or ``"modality"``. ``1``: the ELBO.
         checkpoint_dir
             Directory for ``last.ckpt`` (weights, optimiser, loop state), written every epoch;
             ``train(ckpt_path=f"{checkpoint_dir}/last.ckpt")`` resumes (only from files you wrote).
         check_loss_every_n_steps
             Steps between checks that the loss is finite (else a ``FloatingPointError`` naming
-            the term). ``None``: every step on the CPU, every 50 elsewhere; ``1`` stops at the
-            failing step before any update.
+            the term). ``None``: every step on the CPU, every 50 elsewhere.
         plan_kwargs
             Passed to :class:`~mosaicvi.train.MosaicTrainingPlan` (override the arguments above).
         datasplitter_kwargs
@@ -497,6 +497,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"], arguments["trainer_kwargs"]
+        arguments = query.query_train_arguments(self, arguments)  # a query's own defaults
         return train_model(self, **arguments, **trainer_kwargs)
 
     @torch.inference_mode()
@@ -1144,7 +1145,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Also write the model's data (``mdata.h5mu`` or ``adata.h5ad``).
         **anndata_write_kwargs
             Passed to the data's ``write``.
-
         """
         save_model(self, dir_path, prefix, overwrite, save_anndata, **anndata_write_kwargs)
 
@@ -1174,9 +1174,12 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Device index or ``"auto"``.
         prefix
             Prefix of the file names.
-
         """
         return load_model(cls, dir_path, adata, accelerator, device, prefix)
+
+    load_query_data = classmethod(query.load_query_data)
+    prepare_query_mudata = classmethod(query.prepare_query_mudata)
+    prepare_query_anndata = classmethod(query.prepare_query_anndata)
 
     @classmethod
     def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
@@ -1192,6 +1195,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def convert_legacy_save(cls, *args, **kwargs) -> None:
         """Not supported: legacy scvi-tools files are pickles, which mosaicvi does not open."""
         raise NotImplementedError(
-            "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
-            "code). Train the model again, or load it in a trusted session and `save()` it."
+            "mosaicvi does not convert pickled scvi-tools model files (they can run code). "
+            "Train the model again, or load it in a trusted session and `save()` it."
         )

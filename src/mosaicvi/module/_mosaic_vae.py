@@ -46,16 +46,12 @@ class MosaicVAE(
 
     ``x_m -> transform_m -> encoder_m -> e_m``; a fusion of the present ``e_m`` (masked gated
     attention by default, or a product, mixture or mixture of products of Gaussian experts) gives
-    ``q(z | x_available)``; the prior is ``N(0, I)`` or mmAAVI's mixture prior; for each modality a
-    decoder with batch-specific per-feature affine and likelihood reconstructs the counts of the
-    cells that measured it. A batch discriminator behind a gradient-reversal layer removes batch
-    from ``z``. With labels, a classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained
-    on the labelled cells.
+    ``q(z | x_available)``; per-modality decoders with batch-specific per-feature affine and
+    likelihood reconstruct the measured counts. A batch discriminator behind a gradient-reversal
+    layer removes batch from ``z``. With labels, a classifier on ``z`` is trained.
 
-    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample from
-    every component of a cell, each decoding all the cell's modalities, weighted by the component
-    weight. ``inference`` returns these samples (``"z_strata"``), the cell of each
-    (``"cell_index"``) and its weight (``"sample_weight"``); ``generative`` decodes them.
+    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE (one sample per
+    component, weighted): ``"z_strata"``, ``"cell_index"``, ``"sample_weight"`` of ``inference``.
 
     With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` embeds every feature (``v_f``),
     the decoders become hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``) and the loss gains the
@@ -63,12 +59,8 @@ class MosaicVAE(
 
     Parameters
     ----------
-    modalities
-        Modality name -> kind, in the column order of the presence mask.
-    n_features
-        Modality name -> number of features.
-    n_batch
-        Number of batches.
+    modalities, n_features, n_batch
+        Modality name -> kind (presence mask column order); -> number of features; batches.
     likelihoods
         Modality name -> a registered likelihood name (:data:`~mosaicvi.nn._likelihoods.LIKELIHOODS`).
     input_transforms
@@ -82,9 +74,13 @@ class MosaicVAE(
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
     n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
-        Sizes and dropout of the networks, as :class:`~mosaicvi.MosaicVI` documents them.
+        Sizes and dropout of the networks (:class:`~mosaicvi.MosaicVI`).
     n_attention, batch_discriminator
         Width of the attention scorer; whether to train the batch discriminator (not with 1 batch).
+    encode_batch
+        Condition the encoders on the batch (scArches' conditional encoder: a learnt per-batch
+        vector added to each encoder's first layer); reference mapping trains the rows of new
+        batches, which lets query cells move in the latent space while the reference's stay.
     discriminator_target
         What that discriminator predicts from ``z``: ``"batch"`` or ``"modality_set"`` (which
         modalities the cell measured).
@@ -98,18 +94,14 @@ class MosaicVAE(
         Fraction of the features closed in a whole minibatch that training decodes (likelihoods
         with ``column_subsets``, i.e. Bernoulli).
     guidance_graph
-        Signed feature x feature graph over all features, in model order (modality by modality,
-        each in its feature order), or ``None`` for plain MLP decoders.
+        Signed feature x feature graph over all features in model order, or ``None`` (MLPs).
     graph_weight
         Weight ``w`` of ``z V_m^T`` in the hybrid decoders (used with a graph only).
     graph_loss_weight
         Weight of the graph NLL (a mean over sampled edges) per feature of the model: the loss
-        adds ``graph_loss_weight * n_features * NLL``, balanced with the reconstruction (a sum
-        over features) whatever the panel sizes.
-    graph_kl_weight
-        Weight of the KL of ``q(V)`` (averaged over features).
-    n_graph_positive_edges, n_graph_negatives
-        Positive edges drawn from the whole graph at every step; negative pairs per positive edge.
+        adds ``graph_loss_weight * n_features * NLL``, balanced with the reconstruction.
+    graph_kl_weight, n_graph_positive_edges, n_graph_negatives
+        Weight of the KL of ``q(V)``; edges drawn at every step; negative pairs per edge.
     fusion, prior
         Registered names (:data:`~mosaicvi.nn.FUSIONS`, :data:`~mosaicvi.module._prior_heads.PRIORS`).
     n_clusters
@@ -119,8 +111,7 @@ class MosaicVAE(
     classification_weight
         Weight of the labelled cells' cross-entropy (mean over the labelled cells of a minibatch).
     cross_modal_weight
-        Weight of the cross-modal term (each modality of a multi-modality cell alone decodes the
-        others, see :meth:`cross_modal_loss`); ``0`` disables it.
+        Weight of the cross-modal term (:meth:`cross_modal_loss`); ``0`` disables it.
     output_discriminator
         Train a :class:`~mosaicvi.nn.OutputDiscriminator` per modality and add the decoders'
         generator term (:meth:`output_adversarial_losses`); needs
@@ -148,6 +139,7 @@ class MosaicVAE(
         dropout_rate: float = 0.1,
         n_attention: int = 128,
         batch_discriminator: bool = True,
+        encode_batch: bool = False,
         discriminator_target: str = "batch",
         adversary_feature_scale: float | None = None,
         modality_dropout: float = 0.2,
@@ -195,6 +187,7 @@ class MosaicVAE(
             n_hidden,
             n_layers_encoder,
             dropout_rate,
+            n_batch if encode_batch else 0,
         )
         self.fusion = make_fusion(fusion, self.modality_names, n_hidden, n_latent, n_attention)
         self.n_labels = n_labels
@@ -236,6 +229,7 @@ class MosaicVAE(
         return {
             MODULE_KEYS.X_KEY: {m: tensors[modality_registry_key(m)] for m in self.modality_names},
             MODULE_KEYS.PRESENCE_KEY: tensors[PRESENCE_KEY],
+            MODULE_KEYS.BATCH_INDEX_KEY: tensors[REGISTRY_KEYS.BATCH_KEY],
         }
 
     def _get_generative_input(
@@ -299,7 +293,11 @@ class MosaicVAE(
 
     @auto_move_data
     def inference(
-        self, x: dict[str, torch.Tensor], presence: torch.Tensor, n_samples: int = 1
+        self,
+        x: dict[str, torch.Tensor],
+        presence: torch.Tensor,
+        n_samples: int = 1,
+        batch_index: torch.Tensor | None = None,
     ) -> dict:
         """Encode the present modalities and fuse them into ``q(z | x_available)``.
 
@@ -309,7 +307,8 @@ class MosaicVAE(
         ``"sample_weight"`` are the stratified samples the loss decodes.
         """
         present = presence > 0.5
-        embeddings = torch.stack([self.encoders[m](x[m]) for m in self.modality_names], dim=1)
+        embed = [self.encoders[m](x[m], batch_index) for m in self.modality_names]
+        embeddings = torch.stack(embed, dim=1)
         posterior = self.fusion(embeddings, self.encoder_presence(present))
         qz = posterior.moment_matched()
         z_strata, cell_index, sample_weight = posterior.stratified_sample()

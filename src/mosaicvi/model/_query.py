@@ -1,0 +1,389 @@
+"""Reference mapping (scArches) for :class:`~mosaicvi.MosaicVI`: a query model from a reference.
+
+:func:`load_query_data` sets the query up with the reference's registry, extended by the query's
+new batches, builds a model with the reference's options and input statistics (never refitted on
+the query), copies the reference weights, gives every batch table (decoder scale, bias and
+dispersion, batch-conditioned encoder rows, the batch discriminator's output) a slot per new
+batch, and freezes what the query must not change: every reference row of those tables is
+masked by a gradient hook, every other reference weight stops taking gradients. The reference
+cells' latent representation is therefore unchanged by a query fit (with the default flags).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+
+from mosaicvi._compat import parse_device_args
+from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
+from mosaicvi.data._anndata_layout import data_feature_names
+from mosaicvi.model import _query_data as query_data
+from mosaicvi.model._input_statistics import statistics_from_weights
+from mosaicvi.model._options import default_max_epochs
+from mosaicvi.model._query_checks import check_same_features
+from mosaicvi.model._query_data import MissingFeatures, check_known_modalities
+from mosaicvi.model._safe_io import constructor_keywords, load_registry, read_saved
+
+if TYPE_CHECKING:
+    import os
+
+    from anndata import AnnData
+
+    from mosaicvi import MosaicVI
+
+logger = logging.getLogger(__name__)
+
+#: Parameter name prefixes of the auxiliary batch discriminator: it shapes no output, so a query
+#: fit trains all of it (on the query cells) to push the query batches together.
+DISCRIMINATOR_PREFIX = "discriminator."
+#: Prefixes of the batch tables whose new rows start as the mean of the reference's rows (an
+#: average reference batch); the discriminator's new output rows keep their fresh initialisation.
+MEAN_INITIALISED_PREFIXES = ("encoders.", "decoders.")
+
+
+def reference_parts(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, Any]:
+    """Registry, init parameters, weights and attributes of a reference model or its directory."""
+    if isinstance(reference, cls):
+        if not reference.is_trained_:
+            logger.warning("The reference model is not trained.")
+        return {
+            "registry": reference.adata_manager.registry,
+            "init_params": reference.init_params_,
+            "state": {
+                k: v.detach().cpu().clone() for k, v in reference.module.state_dict().items()
+            },
+            "attributes": {},
+        }
+    if isinstance(reference, str) or hasattr(reference, "__fspath__"):
+        return read_saved(cls, reference, None)
+    raise TypeError(
+        f"`reference` must be a trained {cls.__name__} or the directory it was saved to, got a "
+        f"{type(reference).__name__}."
+    )
+
+
+def reference_feature_names(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, list]:
+    """Feature names of each modality of a reference model (or of its saved files)."""
+    registry = (
+        reference.adata_manager.registry
+        if isinstance(reference, cls)
+        else load_registry(reference)
+    )
+    return {m: list(names) for m, names in registry[FEATURE_NAMES_REGISTRY_KEY].items()}
+
+
+def prepare_query_mudata(
+    cls,
+    mdata: MuData,
+    reference: MosaicVI | str | os.PathLike,
+    return_reference_var_names: bool = False,
+    inplace: bool = True,
+    missing_features: MissingFeatures = "raise",
+) -> MuData | dict[str, pd.Index] | None:
+    """Order (and if asked, pad) each modality of a query like the reference's features.
+
+    scvi-tools' ``prepare_query_mudata`` for a mosaic reference: the query may hold any subset of
+    the reference's modalities; a modality the reference never saw is refused. Features the
+    reference does not have are dropped. Reference features the query lacks are never filled
+    silently with zeros the model would read as measured.
+
+    Parameters
+    ----------
+    mdata
+        The query: a MuData with modalities named like the reference's.
+    reference
+        A trained model, or the directory it was saved to.
+    return_reference_var_names
+        Only return the reference's feature names (modality -> ``pd.Index``).
+    inplace
+        Replace the query's modalities (``True``) or return a new MuData.
+    missing_features
+        What to do with reference features a query modality lacks: ``"raise"`` (default, a
+        ``ValueError`` naming how many and which), ``"unmeasured"`` (drop that modality from the
+        query, with a warning: its cells count as not having measured it, the honest choice
+        when a panel differs) or ``"zeros"`` (pad with zeros, marked in
+        ``var["mosaicvi_padded"]``, with a warning: the model reads them as measured zeros, as
+        scvi-tools does; use only when few features are missing).
+
+    Returns
+    -------
+    The prepared MuData when ``inplace=False``, the feature names with
+    ``return_reference_var_names``, else ``None``.
+    """
+    names = reference_feature_names(cls, reference)
+    if return_reference_var_names:
+        return {m: pd.Index(v) for m, v in names.items()}
+    return query_data.prepare_query_mudata(mdata, names, inplace, missing_features)
+
+
+def prepare_query_anndata(
+    cls,
+    adata: AnnData,
+    reference: MosaicVI | str | os.PathLike,
+    return_reference_var_names: bool = False,
+    inplace: bool = True,
+    missing_features: MissingFeatures = "raise",
+) -> AnnData | pd.Index | None:
+    """Order (and if asked, pad) a query AnnData like a reference set up with ``setup_anndata``.
+
+    Parameters
+    ----------
+    adata
+        The query, with the features of every modality of the reference in ``var``.
+    reference
+        A trained model set up with ``setup_anndata``, or the directory it was saved to. For a
+        reference set up with ``setup_mudata``, wrap the query in a MuData and use
+        :meth:`prepare_query_mudata`.
+    return_reference_var_names
+        Only return the reference's feature names, concatenated in model order.
+    inplace
+        Rewrite ``adata`` (``True``) or return a new AnnData.
+    missing_features
+        ``"raise"`` (default) or ``"zeros"``, as in :meth:`prepare_query_mudata`.
+    """
+    names = reference_feature_names(cls, reference)
+    if return_reference_var_names:
+        return pd.Index(np.concatenate([np.asarray(v) for v in names.values()]))
+    registry = (
+        reference.adata_manager.registry
+        if isinstance(reference, cls)
+        else load_registry(reference)
+    )
+    return query_data.prepare_query_anndata(
+        adata, names, registry["setup_method_name"], inplace, missing_features
+    )
+
+
+def load_query_data(
+    cls,
+    query: MuData | AnnData,
+    reference: MosaicVI | str | os.PathLike,
+    freeze_expression: bool = True,
+    freeze_decoder_first_layer: bool = True,
+    freeze_classifier: bool = True,
+    freeze_dropout: bool = False,
+    unfrozen: bool = False,
+    accelerator: str = "auto",
+    device: int | str = "auto",
+) -> MosaicVI:
+    """A model of new batches (the query) built on a trained reference, as scArches does.
+
+    scvi-tools' ``load_query_data`` for a mosaic model. The query is set up with the reference's
+    registry; its new batches get new slots in every batch table (decoders' per-batch scale, bias
+    and dispersion, the batch-conditioned encoders' rows, the batch discriminator's output); the
+    reference's weights, guidance graph and input statistics are copied, never refitted. The
+    query may hold any subset of the reference's modalities (a modality the reference never saw
+    is refused) and need not have labels. Then ``query_model.train()`` fits only what the flags
+    leave trainable: by default the new batches' rows (and the auxiliary batch discriminator),
+    so the reference cells' latent representation does not change. Query cells move in the
+    latent space only through the encoders' batch rows of a reference trained with
+    ``MosaicVI(..., encode_batch=True)``; without them, the fit corrects the query's batch
+    effects in the decoders only.
+
+    Parameters
+    ----------
+    query
+        MuData (or AnnData) set up like the reference's data: modalities named as its, each
+        with its features in its order (:meth:`prepare_query_mudata`), the same ``batch_key``
+        column (new batches allowed) and, optionally, ``labels_key`` (missing: unlabelled).
+    reference
+        A trained model, or the directory it was saved to (:meth:`save`).
+    freeze_expression
+        Freeze the encoders' first layers (default). ``False`` trains them on the query too,
+        which changes the reference cells' latent representation.
+    freeze_decoder_first_layer
+        Freeze the decoders' first hidden layers (default); ``False`` trains them (changes the
+        reference's decoded profiles, not its latent representation).
+    freeze_classifier
+        Freeze the label classifier of a semi-supervised reference (default), so query labels
+        come from the reference's classifier.
+    freeze_dropout
+        Switch dropout off in the query fit.
+    unfrozen
+        Train every weight (overrides the other flags; the reference latent changes).
+    accelerator, device
+        Where the query model is put (Lightning's names; ``"auto"``: a GPU if there is one).
+
+    Returns
+    -------
+    A new model of the query (not trained: call ``train()``; the reference is unchanged).
+
+    Examples
+    --------
+    >>> query_model = mosaicvi.MosaicVI.load_query_data(query, reference)  # doctest: +SKIP
+    >>> query_model.train()  # doctest: +SKIP
+    >>> query.obs["predicted"] = query_model.predict()  # doctest: +SKIP
+    """
+    parts = reference_parts(cls, reference)
+    registry, state = parts["registry"], parts["state"]
+    setup_args = registry["setup_args"]
+    trained = {m: list(v) for m, v in registry[FEATURE_NAMES_REGISTRY_KEY].items()}
+    if isinstance(query, MuData):
+        check_known_modalities(query, list(trained))
+    given = data_feature_names(query, setup_args)
+    try:
+        check_same_features(given, {m: pd.Index(v) for m, v in trained.items()})
+    except ValueError as error:
+        raise ValueError(
+            f"{error} Or order and pad the query with `{cls.__name__}.prepare_query_mudata("
+            "query, reference)`."
+        ) from None
+    setup = getattr(cls, registry["setup_method_name"])
+    setup(
+        query,
+        source_registry=registry,
+        extend_categories=True,
+        allow_missing_labels=True,
+        **setup_args,
+    )
+    with statistics_from_weights(state):
+        model = cls(query, **constructor_keywords(parts["init_params"], state, registry))
+    n_reference = len(
+        registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"][
+            "categorical_mapping"
+        ]
+    )
+    grown = load_grown_weights(model.module, state)
+    model.n_reference_batches_ = n_reference
+    model.to_device(_device(accelerator, device))
+    model.module.eval()
+    freeze_reference(
+        model.module,
+        grown,
+        freeze_expression=freeze_expression,
+        freeze_decoder_first_layer=freeze_decoder_first_layer,
+        freeze_classifier=freeze_classifier,
+        freeze_dropout=freeze_dropout,
+        unfrozen=unfrozen,
+    )
+    model.is_trained_ = False
+    n_new = model.summary_stats.n_batch - n_reference
+    logger.info(
+        "Query model: %d new batches; %d trainable of %d parameters.",
+        n_new,
+        sum(p.numel() for p in model.module.parameters() if p.requires_grad),
+        sum(p.numel() for p in model.module.parameters()),
+    )
+    return model
+
+
+def _device(accelerator: str, device: int | str) -> torch.device:
+    return parse_device_args(accelerator=accelerator, devices=device, return_device="torch")[2]
+
+
+def load_grown_weights(
+    module: torch.nn.Module, reference_state: dict[str, torch.Tensor]
+) -> dict[str, tuple[int, int]]:
+    """Load ``reference_state`` into ``module``, whose batch tables may have more rows.
+
+    Returns, for each grown parameter, ``(dim, n_reference)``: the dimension that grew and its
+    reference size. New rows of encoder and decoder tables start as the mean of the reference
+    rows; others (the discriminator's output) keep the module's fresh initialisation.
+    """
+    own = module.state_dict()
+    unknown = [k for k in reference_state if k not in own]
+    if unknown:
+        raise ValueError(f"The reference weights do not fit this model (e.g. {unknown[:3]}).")
+    merged, grown = {}, {}
+    for key, new in own.items():
+        old = reference_state[key].to(new.device, new.dtype)
+        if old.shape == new.shape:
+            merged[key] = old
+            continue
+        dims = [d for d in range(new.dim()) if new.shape[d] != old.shape[d]]
+        if len(dims) != 1 or new.shape[dims[0]] < old.shape[dims[0]]:
+            raise ValueError(
+                f"Weight {key!r} has shape {tuple(old.shape)} in the reference and "
+                f"{tuple(new.shape)} in the query model; only batch tables can grow."
+            )
+        dim, n_old = dims[0], old.shape[dims[0]]
+        extra = new.narrow(dim, n_old, new.shape[dim] - n_old)
+        if key.startswith(MEAN_INITIALISED_PREFIXES):
+            extra = old.mean(dim=dim, keepdim=True).expand_as(extra)
+        merged[key] = torch.cat([old, extra], dim=dim)
+        grown[key] = (dim, n_old)
+    module.load_state_dict(merged)
+    return grown
+
+
+def _row_mask_hook(dim: int, n_frozen: int):
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad.narrow(dim, 0, n_frozen).zero_()
+        return grad
+
+    return hook
+
+
+def freeze_reference(
+    module: torch.nn.Module,
+    grown: dict[str, tuple[int, int]],
+    freeze_expression: bool = True,
+    freeze_decoder_first_layer: bool = True,
+    freeze_classifier: bool = True,
+    freeze_dropout: bool = False,
+    unfrozen: bool = False,
+) -> list:
+    """Stop gradients to the reference weights; the grown tables keep only their new rows.
+
+    Returns the gradient hooks' handles. ``freeze_expression=False`` also trains the encoders'
+    first layers, ``freeze_decoder_first_layer=False`` the decoders' first hidden layers,
+    ``freeze_classifier=False`` the label classifier (each changes the reference's outputs, as in
+    scvi-tools); ``unfrozen`` trains everything.
+    """
+    if freeze_dropout:
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = 0.0
+    if unfrozen:
+        for parameter in module.parameters():
+            parameter.requires_grad_(True)
+        return []
+    handles = []
+    for name, parameter in module.named_parameters():
+        parts = name.split(".")
+        trainable = name.startswith(DISCRIMINATOR_PREFIX) or name in grown
+        if not freeze_expression and parts[0] == "encoders":
+            trainable |= parts[2] in ("input_layer", "lsi_layer")
+        if not freeze_decoder_first_layer and parts[0] == "decoders":
+            trainable |= parts[2:4] == ["hidden", "0"]
+        if not freeze_classifier and parts[0] == "classifier":
+            trainable = True
+        parameter.requires_grad_(trainable)
+        if name in grown and not name.startswith(DISCRIMINATOR_PREFIX):
+            handles.append(parameter.register_hook(_row_mask_hook(*grown[name])))
+    return handles
+
+
+def is_query(model: MosaicVI) -> bool:
+    """Whether ``model`` was built by ``load_query_data`` (and not yet trained)."""
+    return getattr(model, "n_reference_batches_", None) is not None and not model.is_trained_
+
+
+def query_train_arguments(model: MosaicVI, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``train()``'s arguments with a query's defaults filled in where the user gave none.
+
+    A query fit trains few parameters from a trained start: a quarter of the epochs a model of
+    that many cells gets (10 to 100), no KL or adversarial warm-up, and no weight decay (Adam's
+    decay would move the frozen reference rows).
+    """
+    if not is_query(model):
+        return arguments
+    arguments = dict(arguments)
+    if arguments.get("max_epochs") is None:
+        arguments["max_epochs"] = int(
+            min(100, max(10, default_max_epochs(model.adata.n_obs) // 4))
+        )
+    for key in ("n_epochs_kl_warmup", "n_epochs_adversarial_warmup"):
+        if arguments.get(key) is None:
+            arguments[key] = 0
+    plan_kwargs = dict(arguments.get("plan_kwargs") or {})
+    plan_kwargs.setdefault("weight_decay", 0.0)
+    arguments["plan_kwargs"] = plan_kwargs
+    return arguments
