@@ -212,7 +212,8 @@ def load_query_data(
 
     Returns
     -------
-    A new model of the query (not trained: call ``train()``; the reference is unchanged).
+    A new model of the query (the reference is unchanged). Its outputs are usable at once (the
+    new batches' slots start as an average reference batch); ``train()`` fits the query.
 
     Examples
     --------
@@ -262,7 +263,9 @@ def load_query_data(
         freeze_dropout=freeze_dropout,
         unfrozen=unfrozen,
     )
-    model.is_trained_ = False
+    # Usable before its fit (the reference's weights, an average reference batch in the new
+    # slots): what mapping without query training gives.
+    model.is_trained_ = True
     n_new = model.summary_stats.n_batch - n_reference
     logger.info(
         "Query model: %d new batches; %d trainable of %d parameters.",
@@ -362,8 +365,8 @@ def freeze_reference(
 
 
 def is_query(model: MosaicVI) -> bool:
-    """Whether ``model`` was built by ``load_query_data`` (and not yet trained)."""
-    return getattr(model, "n_reference_batches_", None) is not None and not model.is_trained_
+    """Whether ``model`` was built by ``load_query_data`` and not yet fitted."""
+    return getattr(model, "n_reference_batches_", None) is not None and model.history_ is None
 
 
 def query_train_arguments(model: MosaicVI, arguments: dict[str, Any]) -> dict[str, Any]:
