@@ -143,6 +143,7 @@ def test_query_from_a_saved_reference(reference, tmp_path):
     model.save(tmp_path / "reference")
     query_model = MosaicVI.load_query_data(query_data(factory), tmp_path / "reference")
     query_model.to_device("cpu")
+    assert query_model.reference_cell_visits_ == 3 * model.adata.n_obs
     reference_state = model.module.state_dict()
     rows = query_model.module.state_dict()["decoders.adt.batch_bias"]
     np.testing.assert_array_equal(rows[:2].numpy(), reference_state["decoders.adt.batch_bias"])
@@ -208,7 +209,9 @@ def test_query_training_defaults(fitted_query, reference):
     query_model = MosaicVI.load_query_data(query_data(reference[2]), model, accelerator="cpu")
     given = {"max_epochs": None, "n_epochs_kl_warmup": None, "n_epochs_adversarial_warmup": 3}
     arguments = query_train_arguments(query_model, dict(given, plan_kwargs=None))
-    assert 10 <= arguments["max_epochs"] <= 100
+    # A quarter of the reference's cell visits (3 epochs of 200 cells) over the query's cells.
+    assert query_model.reference_cell_visits_ == 3 * 200
+    assert arguments["max_epochs"] == max(5, round(600 / 4 / query_model.adata.n_obs))
     assert arguments["n_epochs_kl_warmup"] == 0 and arguments["n_epochs_adversarial_warmup"] == 3
     assert arguments["plan_kwargs"] == {"weight_decay": 0.0}
     assert query_train_arguments(model, given) == given  # a reference keeps its defaults

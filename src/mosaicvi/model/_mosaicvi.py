@@ -456,7 +456,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         max_epochs
             Passes through the data; default ~1.2 million cell visits (20 to 400 epochs); a query
-            model's first fit (:meth:`load_query_data`): a quarter (10 to 100), no warm-ups.
+            model's first fit (:meth:`load_query_data`): a quarter of the reference's cell visits.
         lr, batch_size
             Learning rate (Adam) and minibatch size.
         early_stopping, early_stopping_patience

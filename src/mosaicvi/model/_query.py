@@ -25,7 +25,6 @@ from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._anndata_layout import data_feature_names
 from mosaicvi.model import _query_data as query_data
 from mosaicvi.model._input_statistics import statistics_from_weights
-from mosaicvi.model._options import default_max_epochs
 from mosaicvi.model._query_checks import check_same_features
 from mosaicvi.model._query_data import MissingFeatures, check_known_modalities
 from mosaicvi.model._safe_io import constructor_keywords, load_registry, read_saved
@@ -38,6 +37,9 @@ if TYPE_CHECKING:
     from mosaicvi import MosaicVI
 
 logger = logging.getLogger(__name__)
+
+#: Cell visits (epochs x cells) of a default training (``default_max_epochs``' rule).
+DEFAULT_CELL_VISITS = 1_200_000
 
 #: Parameter name prefixes of the auxiliary batch discriminator: it shapes no output, so a query
 #: fit trains all of it (on the query cells) to push the query batches together.
@@ -58,7 +60,7 @@ def reference_parts(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, A
             "state": {
                 k: v.detach().cpu().clone() for k, v in reference.module.state_dict().items()
             },
-            "attributes": {},
+            "attributes": {"history_": reference.history_, "n_obs": reference.adata.n_obs},
         }
     if isinstance(reference, str) or hasattr(reference, "__fspath__"):
         return read_saved(cls, reference, None)
@@ -252,6 +254,7 @@ def load_query_data(
     )
     grown = load_grown_weights(model.module, state)
     model.n_reference_batches_ = n_reference
+    model.reference_cell_visits_ = _cell_visits(parts["attributes"])
     model.to_device(_device(accelerator, device))
     model.module.eval()
     freeze_reference(
@@ -274,6 +277,16 @@ def load_query_data(
         sum(p.numel() for p in model.module.parameters()),
     )
     return model
+
+
+def _cell_visits(attributes: dict) -> int | None:
+    """Epochs x cells of the reference's training, when its history is known."""
+    history = attributes.get("history_") or {}
+    epochs = len(history.get("elbo_train", []))
+    split = ("train_indices_", "validation_indices_", "test_indices_")
+    parts = [attributes.get(k) for k in split]
+    n_obs = attributes.get("n_obs") or sum(len(p) for p in parts if p is not None)
+    return int(epochs * n_obs) if epochs and n_obs else None
 
 
 def _device(accelerator: str, device: int | str) -> torch.device:
@@ -372,17 +385,17 @@ def is_query(model: MosaicVI) -> bool:
 def query_train_arguments(model: MosaicVI, arguments: dict[str, Any]) -> dict[str, Any]:
     """``train()``'s arguments with a query's defaults filled in where the user gave none.
 
-    A query fit trains few parameters from a trained start: a quarter of the epochs a model of
-    that many cells gets (10 to 100), no KL or adversarial warm-up, and no weight decay (Adam's
-    decay would move the frozen reference rows).
+    A query fit trains few parameters from a trained start: a quarter of the reference's cell
+    visits (epochs x cells; when unknown, of the default ~1.2 million), 5 to 100 epochs, no KL
+    or adversarial warm-up, and no weight decay (Adam's decay would move the frozen rows).
     """
     if not is_query(model):
         return arguments
     arguments = dict(arguments)
     if arguments.get("max_epochs") is None:
-        arguments["max_epochs"] = int(
-            min(100, max(10, default_max_epochs(model.adata.n_obs) // 4))
-        )
+        visits = getattr(model, "reference_cell_visits_", None) or DEFAULT_CELL_VISITS
+        epochs = round(visits / 4 / max(model.adata.n_obs, 1))
+        arguments["max_epochs"] = int(min(100, max(5, epochs)))
     for key in ("n_epochs_kl_warmup", "n_epochs_adversarial_warmup"):
         if arguments.get(key) is None:
             arguments[key] = 0
