@@ -96,6 +96,7 @@ def fitted_query(reference):
     before = {k: v.clone() for k, v in query_model.module.state_dict().items()}
     z_query_before = query_model.get_latent_representation()
     query_model.train(max_epochs=4, **FIT)
+    assert len(query_model.history["elbo_train"]) == 4
     return model, mdata, query, query_model, z_reference, before, z_query_before
 
 

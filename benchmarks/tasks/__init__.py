@@ -13,4 +13,5 @@ TASKS = {
     "fusion": "fusion",
     "family": "family",
     "cross-panel": "cross_panel",
+    "query": "query",
 }

@@ -29,6 +29,7 @@ from mosaicvi.model import _labels as labelling
 from mosaicvi.model import _normalized_expression as expression
 from mosaicvi.model import _options as options
 from mosaicvi.model import _query as query
+from mosaicvi.model import _query_data as query_data
 from mosaicvi.model import _safe_training as safe
 from mosaicvi.model._feature_links import feature_links
 from mosaicvi.model._fields import obs_keys, register_layout
@@ -37,7 +38,6 @@ from mosaicvi.model._imputation import imputed_anndata
 from mosaicvi.model._input_statistics import fitted_statistics
 from mosaicvi.model._marginal_likelihood import check_n_mc_samples, marginal_ll
 from mosaicvi.model._outputs import model_feature_embeddings
-from mosaicvi.model._query_data import setup_layout
 from mosaicvi.model._safe_io import load_model, load_registry, save_model
 from mosaicvi.model._training import train_model
 from mosaicvi.module import MosaicVAE
@@ -356,7 +356,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         keys = obs_keys(batch_key, labels_key, categorical_covariate_keys)
-        layout = setup_layout(mdata, modalities, layers, keys, kwargs.get("source_registry"))
+        layout = query_data.setup_layout(mdata, modalities, layers, keys, **kwargs)
         cls.register_manager(register_layout(mdata, layout, setup_method_args, keys, **kwargs))
 
     @classmethod
@@ -1178,8 +1178,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return load_model(cls, dir_path, adata, accelerator, device, prefix)
 
     load_query_data = classmethod(query.load_query_data)
-    prepare_query_mudata = classmethod(query.prepare_query_mudata)
-    prepare_query_anndata = classmethod(query.prepare_query_anndata)
+    prepare_query_mudata = classmethod(query_data.prepare_query_mudata)
+    prepare_query_anndata = classmethod(query_data.prepare_query_anndata)
 
     @classmethod
     def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:

@@ -23,11 +23,10 @@ from scvi import REGISTRY_KEYS
 from mosaicvi._compat import parse_device_args
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._anndata_layout import data_feature_names
-from mosaicvi.model import _query_data as query_data
 from mosaicvi.model._input_statistics import statistics_from_weights
 from mosaicvi.model._query_checks import check_same_features
-from mosaicvi.model._query_data import MissingFeatures, check_known_modalities
-from mosaicvi.model._safe_io import constructor_keywords, load_registry, read_saved
+from mosaicvi.model._query_data import check_known_modalities
+from mosaicvi.model._safe_io import constructor_keywords, read_saved
 
 if TYPE_CHECKING:
     import os
@@ -44,9 +43,6 @@ DEFAULT_CELL_VISITS = 1_200_000
 #: Parameter name prefixes of the auxiliary batch discriminator: it shapes no output, so a query
 #: fit trains all of it (on the query cells) to push the query batches together.
 DISCRIMINATOR_PREFIX = "discriminator."
-#: Prefixes of the batch tables whose new rows start as the mean of the reference's rows (an
-#: average reference batch); the discriminator's new output rows keep their fresh initialisation.
-MEAN_INITIALISED_PREFIXES = ("encoders.", "decoders.")
 
 
 def reference_parts(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, Any]:
@@ -61,104 +57,15 @@ def reference_parts(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, A
                 k: v.detach().cpu().clone() for k, v in reference.module.state_dict().items()
             },
             "attributes": {"history_": reference.history_, "n_obs": reference.adata.n_obs},
+            "trained_batches": np.unique(
+                np.asarray(reference.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
+            ).astype(int),
         }
     if isinstance(reference, str) or hasattr(reference, "__fspath__"):
         return read_saved(cls, reference, None)
     raise TypeError(
         f"`reference` must be a trained {cls.__name__} or the directory it was saved to, got a "
         f"{type(reference).__name__}."
-    )
-
-
-def reference_feature_names(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, list]:
-    """Feature names of each modality of a reference model (or of its saved files)."""
-    registry = (
-        reference.adata_manager.registry
-        if isinstance(reference, cls)
-        else load_registry(reference)
-    )
-    return {m: list(names) for m, names in registry[FEATURE_NAMES_REGISTRY_KEY].items()}
-
-
-def prepare_query_mudata(
-    cls,
-    mdata: MuData,
-    reference: MosaicVI | str | os.PathLike,
-    return_reference_var_names: bool = False,
-    inplace: bool = True,
-    missing_features: MissingFeatures = "raise",
-) -> MuData | dict[str, pd.Index] | None:
-    """Order (and if asked, pad) each modality of a query like the reference's features.
-
-    scvi-tools' ``prepare_query_mudata`` for a mosaic reference: the query may hold any subset of
-    the reference's modalities; a modality the reference never saw is refused. Features the
-    reference does not have are dropped. Reference features the query lacks are never filled
-    silently with zeros the model would read as measured.
-
-    Parameters
-    ----------
-    mdata
-        The query: a MuData with modalities named like the reference's.
-    reference
-        A trained model, or the directory it was saved to.
-    return_reference_var_names
-        Only return the reference's feature names (modality -> ``pd.Index``).
-    inplace
-        Replace the query's modalities (``True``) or return a new MuData.
-    missing_features
-        What to do with reference features a query modality lacks: ``"raise"`` (default, a
-        ``ValueError`` naming how many and which), ``"unmeasured"`` (drop that modality from the
-        query, with a warning: its cells count as not having measured it, the honest choice
-        when a panel differs) or ``"zeros"`` (pad with zeros, marked in
-        ``var["mosaicvi_padded"]``, with a warning: the model reads them as measured zeros, as
-        scvi-tools does; use only when few features are missing).
-
-    Returns
-    -------
-    The prepared MuData when ``inplace=False``, the feature names with
-    ``return_reference_var_names``, else ``None``.
-    """
-    names = reference_feature_names(cls, reference)
-    if return_reference_var_names:
-        return {m: pd.Index(v) for m, v in names.items()}
-    return query_data.prepare_query_mudata(mdata, names, inplace, missing_features)
-
-
-def prepare_query_anndata(
-    cls,
-    adata: AnnData,
-    reference: MosaicVI | str | os.PathLike,
-    return_reference_var_names: bool = False,
-    inplace: bool = True,
-    missing_features: MissingFeatures = "raise",
-) -> AnnData | pd.Index | None:
-    """Order (and if asked, pad) a query AnnData like a reference set up with ``setup_anndata``.
-
-    Parameters
-    ----------
-    adata
-        The query, with the features of every modality of the reference in ``var``.
-    reference
-        A trained model set up with ``setup_anndata``, or the directory it was saved to. For a
-        reference set up with ``setup_mudata``, wrap the query in a MuData and use
-        :meth:`prepare_query_mudata`.
-    return_reference_var_names
-        Only return the reference's feature names, concatenated in model order.
-    inplace
-        Rewrite ``adata`` (``True``) or return a new AnnData.
-    missing_features
-        ``"raise"`` (default) or ``"zeros"``, as in :meth:`prepare_query_mudata`.
-    """
-    names = reference_feature_names(cls, reference)
-    if return_reference_var_names:
-        return pd.Index(np.concatenate([np.asarray(v) for v in names.values()]))
-    registry = (
-        reference.adata_manager.registry
-        if isinstance(reference, cls)
-        else load_registry(reference)
-    )
-    return query_data.prepare_query_anndata(
-        adata, names, registry["setup_method_name"], inplace, missing_features
     )
 
 
@@ -252,14 +159,18 @@ def load_query_data(
             "categorical_mapping"
         ]
     )
-    grown = load_grown_weights(model.module, state)
+    load_grown_weights(model.module, state)
+    # Batches with reference cells; with a saved reference, every batch it registered (a
+    # category without cells, e.g. an unused one of a categorical column, counts as trained).
+    trained_batches = parts.get("trained_batches", np.arange(n_reference))
+    rows = batch_rows(model.module, model.summary_stats.n_batch, trained_batches)
     model.n_reference_batches_ = n_reference
     model.reference_cell_visits_ = _cell_visits(parts["attributes"])
     model.to_device(_device(accelerator, device))
     model.module.eval()
     freeze_reference(
         model.module,
-        grown,
+        rows,
         freeze_expression=freeze_expression,
         freeze_decoder_first_layer=freeze_decoder_first_layer,
         freeze_classifier=freeze_classifier,
@@ -269,10 +180,9 @@ def load_query_data(
     # Usable before its fit (the reference's weights, an average reference batch in the new
     # slots): what mapping without query training gives.
     model.is_trained_ = True
-    n_new = model.summary_stats.n_batch - n_reference
     logger.info(
-        "Query model: %d new batches; %d trainable of %d parameters.",
-        n_new,
+        "Query model: %d batches to fit; %d trainable of %d parameters.",
+        model.summary_stats.n_batch - len(trained_batches),
         sum(p.numel() for p in model.module.parameters() if p.requires_grad),
         sum(p.numel() for p in model.module.parameters()),
     )
@@ -293,60 +203,82 @@ def _device(accelerator: str, device: int | str) -> torch.device:
     return parse_device_args(accelerator=accelerator, devices=device, return_device="torch")[2]
 
 
-def load_grown_weights(
-    module: torch.nn.Module, reference_state: dict[str, torch.Tensor]
-) -> dict[str, tuple[int, int]]:
+def load_grown_weights(module: torch.nn.Module, reference_state: dict[str, torch.Tensor]) -> None:
     """Load ``reference_state`` into ``module``, whose batch tables may have more rows.
 
-    Returns, for each grown parameter, ``(dim, n_reference)``: the dimension that grew and its
-    reference size. New rows of encoder and decoder tables start as the mean of the reference
-    rows; others (the discriminator's output) keep the module's fresh initialisation.
+    Rows beyond the reference's keep the module's fresh initialisation (:func:`batch_rows` then
+    sets those of the encoders and decoders).
     """
     own = module.state_dict()
     unknown = [k for k in reference_state if k not in own]
     if unknown:
         raise ValueError(f"The reference weights do not fit this model (e.g. {unknown[:3]}).")
-    merged, grown = {}, {}
+    merged = {}
     for key, new in own.items():
         old = reference_state[key].to(new.device, new.dtype)
-        if old.shape == new.shape:
+        dims = [d for d in range(new.dim()) if new.shape[d] != old.shape[d]]
+        if not dims:
             merged[key] = old
             continue
-        dims = [d for d in range(new.dim()) if new.shape[d] != old.shape[d]]
         if len(dims) != 1 or new.shape[dims[0]] < old.shape[dims[0]]:
             raise ValueError(
                 f"Weight {key!r} has shape {tuple(old.shape)} in the reference and "
                 f"{tuple(new.shape)} in the query model; only batch tables can grow."
             )
-        dim, n_old = dims[0], old.shape[dims[0]]
-        extra = new.narrow(dim, n_old, new.shape[dim] - n_old)
-        if key.startswith(MEAN_INITIALISED_PREFIXES):
-            extra = old.mean(dim=dim, keepdim=True).expand_as(extra)
-        merged[key] = torch.cat([old, extra], dim=dim)
-        grown[key] = (dim, n_old)
+        n_old = old.shape[dims[0]]
+        extra = new.narrow(dims[0], n_old, new.shape[dims[0]] - n_old)
+        merged[key] = torch.cat([old, extra], dim=dims[0])
     module.load_state_dict(merged)
-    return grown
 
 
-def _row_mask_hook(dim: int, n_frozen: int):
+def batch_tables(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The encoders' and decoders' per-batch tables (one row per batch), by parameter name."""
+    tables = {}
+    for m, decoder in module.decoders.items():
+        for name in ("batch_scale", "batch_bias", *decoder.likelihood.batch_parameters):
+            tables[f"decoders.{m}.{name}"] = getattr(decoder, name)
+    for m, encoder in module.encoders.items():
+        if encoder.batch_embedding is not None:
+            tables[f"encoders.{m}.batch_embedding.weight"] = encoder.batch_embedding.weight
+    return tables
+
+
+@torch.no_grad()
+def batch_rows(
+    module: torch.nn.Module, n_batch: int, trained_batches: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """Start the untrained rows of every batch table as an average trained batch.
+
+    Returns, per table, a ``(n_batch, 1)`` mask that is 1 on the rows a query fit trains (the
+    batches without reference cells) and 0 on the reference's.
+    """
+    trained = torch.zeros(n_batch, dtype=torch.bool)
+    trained[torch.as_tensor(trained_batches, dtype=torch.long)] = True
+    masks = {}
+    for name, table in batch_tables(module).items():
+        rows = trained.to(table.device)
+        table[~rows] = table[rows].mean(dim=0)
+        masks[name] = (~rows).to(table.dtype).unsqueeze(1)
+    return masks
+
+
+def _row_mask_hook(mask: torch.Tensor):
     def hook(grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        grad.narrow(dim, 0, n_frozen).zero_()
-        return grad
+        return grad * mask
 
     return hook
 
 
 def freeze_reference(
     module: torch.nn.Module,
-    grown: dict[str, tuple[int, int]],
+    rows: dict[str, torch.Tensor],
     freeze_expression: bool = True,
     freeze_decoder_first_layer: bool = True,
     freeze_classifier: bool = True,
     freeze_dropout: bool = False,
     unfrozen: bool = False,
 ) -> list:
-    """Stop gradients to the reference weights; the grown tables keep only their new rows.
+    """Stop gradients to the reference weights; batch tables train only the ``rows`` masks' rows.
 
     Returns the gradient hooks' handles. ``freeze_expression=False`` also trains the encoders'
     first layers, ``freeze_decoder_first_layer=False`` the decoders' first hidden layers,
@@ -364,7 +296,7 @@ def freeze_reference(
     handles = []
     for name, parameter in module.named_parameters():
         parts = name.split(".")
-        trainable = name.startswith(DISCRIMINATOR_PREFIX) or name in grown
+        trainable = name.startswith(DISCRIMINATOR_PREFIX) or name in rows
         if not freeze_expression and parts[0] == "encoders":
             trainable |= parts[2] in ("input_layer", "lsi_layer")
         if not freeze_decoder_first_layer and parts[0] == "decoders":
@@ -372,8 +304,8 @@ def freeze_reference(
         if not freeze_classifier and parts[0] == "classifier":
             trainable = True
         parameter.requires_grad_(trainable)
-        if name in grown and not name.startswith(DISCRIMINATOR_PREFIX):
-            handles.append(parameter.register_hook(_row_mask_hook(*grown[name])))
+        if name in rows:
+            handles.append(parameter.register_hook(_row_mask_hook(rows[name])))
     return handles
 
 
@@ -391,6 +323,9 @@ def query_train_arguments(model: MosaicVI, arguments: dict[str, Any]) -> dict[st
     """
     if not is_query(model):
         return arguments
+    # A query model is usable before its fit (``is_trained_``); scvi-tools records the history
+    # of a first fit only, so the fit starts as one.
+    model.is_trained_ = False
     arguments = dict(arguments)
     if arguments.get("max_epochs") is None:
         visits = getattr(model, "reference_cell_visits_", None) or DEFAULT_CELL_VISITS

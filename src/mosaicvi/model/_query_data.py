@@ -22,11 +22,15 @@ from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._mosaic_layout import MosaicLayout, build_mosaic_layout
+from mosaicvi.model._safe_io import load_registry
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Mapping, Sequence
 
     from anndata import AnnData
+
+    from mosaicvi import MosaicVI
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +46,14 @@ def setup_layout(
     layers: Mapping[str, str | None] | str | None,
     keys: dict[str, str | None],
     source_registry: Mapping | None = None,
+    **register_kwargs,
 ) -> MosaicLayout:
     """:func:`build_mosaic_layout`, or for data set up like a model's, one that may lack modalities.
 
     With ``source_registry`` (new data read by a trained model), modalities of the model that
     ``mdata`` does not have get all-zero rows and a ``False`` presence column (their features are
     the model's), and a missing ``labels_key`` column is filled with the ``unlabeled_category``
-    of a semi-supervised model.
+    of a semi-supervised model. ``register_kwargs`` (setup's other keywords) are not used.
     """
     if source_registry is None:
         return build_mosaic_layout(mdata, modalities, layers, keys)
@@ -120,7 +125,7 @@ def _report(m: str, missing: pd.Index, n_reference: int, what: str) -> str:
     )
 
 
-def prepare_query_mudata(
+def order_mudata_features(
     mdata: MuData,
     reference_features: Mapping[str, Sequence[str]],
     inplace: bool = True,
@@ -225,7 +230,7 @@ def _reordered(mdata, reference_features, new_mods, dropped) -> MuData:
     return result
 
 
-def prepare_query_anndata(
+def order_anndata_features(
     adata: AnnData,
     reference_features: Mapping[str, Sequence[str]],
     setup_method: str,
@@ -257,3 +262,95 @@ def prepare_query_anndata(
         return out
     adata._init_as_actual(out)
     return None
+
+
+def reference_feature_names(cls, reference: MosaicVI | str | os.PathLike) -> dict[str, list]:
+    """Feature names of each modality of a reference model (or of its saved files)."""
+    registry = (
+        reference.adata_manager.registry
+        if isinstance(reference, cls)
+        else load_registry(reference)
+    )
+    return {m: list(names) for m, names in registry[FEATURE_NAMES_REGISTRY_KEY].items()}
+
+
+def prepare_query_mudata(
+    cls,
+    mdata: MuData,
+    reference: MosaicVI | str | os.PathLike,
+    return_reference_var_names: bool = False,
+    inplace: bool = True,
+    missing_features: MissingFeatures = "raise",
+) -> MuData | dict[str, pd.Index] | None:
+    """Order (and if asked, pad) each modality of a query like the reference's features.
+
+    scvi-tools' ``prepare_query_mudata`` for a mosaic reference: the query may hold any subset of
+    the reference's modalities; a modality the reference never saw is refused. Features the
+    reference does not have are dropped. Reference features the query lacks are never filled
+    silently with zeros the model would read as measured.
+
+    Parameters
+    ----------
+    mdata
+        The query: a MuData with modalities named like the reference's.
+    reference
+        A trained model, or the directory it was saved to.
+    return_reference_var_names
+        Only return the reference's feature names (modality -> ``pd.Index``).
+    inplace
+        Replace the query's modalities (``True``) or return a new MuData.
+    missing_features
+        What to do with reference features a query modality lacks: ``"raise"`` (default, a
+        ``ValueError`` naming how many and which), ``"unmeasured"`` (drop that modality from the
+        query, with a warning: its cells count as not having measured it, the honest choice
+        when a panel differs) or ``"zeros"`` (pad with zeros, marked in
+        ``var["mosaicvi_padded"]``, with a warning: the model reads them as measured zeros, as
+        scvi-tools does; use only when few features are missing).
+
+    Returns
+    -------
+    The prepared MuData when ``inplace=False``, the feature names with
+    ``return_reference_var_names``, else ``None``.
+    """
+    names = reference_feature_names(cls, reference)
+    if return_reference_var_names:
+        return {m: pd.Index(v) for m, v in names.items()}
+    return order_mudata_features(mdata, names, inplace, missing_features)
+
+
+def prepare_query_anndata(
+    cls,
+    adata: AnnData,
+    reference: MosaicVI | str | os.PathLike,
+    return_reference_var_names: bool = False,
+    inplace: bool = True,
+    missing_features: MissingFeatures = "raise",
+) -> AnnData | pd.Index | None:
+    """Order (and if asked, pad) a query AnnData like a reference set up with ``setup_anndata``.
+
+    Parameters
+    ----------
+    adata
+        The query, with the features of every modality of the reference in ``var``.
+    reference
+        A trained model set up with ``setup_anndata``, or the directory it was saved to. For a
+        reference set up with ``setup_mudata``, wrap the query in a MuData and use
+        :meth:`prepare_query_mudata`.
+    return_reference_var_names
+        Only return the reference's feature names, concatenated in model order.
+    inplace
+        Rewrite ``adata`` (``True``) or return a new AnnData.
+    missing_features
+        ``"raise"`` (default) or ``"zeros"``, as in :meth:`prepare_query_mudata`.
+    """
+    names = reference_feature_names(cls, reference)
+    if return_reference_var_names:
+        return pd.Index(np.concatenate([np.asarray(v) for v in names.values()]))
+    registry = (
+        reference.adata_manager.registry
+        if isinstance(reference, cls)
+        else load_registry(reference)
+    )
+    return order_anndata_features(
+        adata, names, registry["setup_method_name"], inplace, missing_features
+    )
