@@ -216,3 +216,23 @@ def test_query_training_defaults(fitted_query, reference):
     assert arguments["n_epochs_kl_warmup"] == 0 and arguments["n_epochs_adversarial_warmup"] == 3
     assert arguments["plan_kwargs"] == {"weight_decay": 0.0}
     assert query_train_arguments(model, given) == given  # a reference keeps its defaults
+
+
+def test_query_batches_registered_without_reference_cells_are_fitted(synthetic_mosaic_factory):
+    """A categorical batch column keeps unused categories: their rows are the query's to fit."""
+    mdata = subset(synthetic_mosaic_factory(), REFERENCE_BATCHES)
+    mdata.obs["batch"] = pd.Categorical(mdata.obs["batch"], categories=["b1", "b2", "b3", "b4"])
+    MosaicVI.setup_mudata(mdata, batch_key="batch")
+    model = small(mdata, encode_batch=True)
+    model.train(max_epochs=2, **FIT)
+    query = query_data(synthetic_mosaic_factory)
+    query_model = MosaicVI.load_query_data(query, model, accelerator="cpu")
+    assert query_model.summary_stats.n_batch == 4  # no new category: b1, b2 were registered
+    table = "encoders.rna.batch_embedding.weight"
+    before = query_model.module.state_dict()[table].clone()
+    # Unfitted rows start as an average reference batch (b3, b4 are codes 2, 3).
+    np.testing.assert_allclose(before[0].numpy(), before[2:].mean(0).numpy(), atol=1e-6)
+    query_model.train(max_epochs=2, **FIT)
+    after = query_model.module.state_dict()[table]
+    assert not torch.equal(after[0], before[0])  # b1 (RNA-only query cells) was fitted
+    np.testing.assert_array_equal(after[2:].numpy(), before[2:].numpy())

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
+from mosaicvi._compat import layer_names
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._mosaic_layout import MosaicLayout, build_mosaic_layout
 from mosaicvi.model._safe_io import load_registry
@@ -209,7 +210,7 @@ def _padded(adata: AnnData, reference: pd.Index, missing: pd.Index, m: str) -> A
     )
     zeros = sp.csr_matrix((adata.n_obs, len(missing)), dtype=np.float32)
     pad = ad.AnnData(
-        X=zeros, layers={k: zeros.copy() for k in adata.layers}, obs=adata.obs[[]].copy()
+        X=zeros, layers={k: zeros.copy() for k in layer_names(adata)}, obs=adata.obs[[]].copy()
     )
     pad.var_names = missing
     out = ad.concat([adata, pad], axis=1, join="outer", merge="first", index_unique=None)
