@@ -14,4 +14,5 @@ TASKS = {
     "family": "family",
     "cross-panel": "cross_panel",
     "bmmc-panels": "bmmc_panels",
+    "query": "query",
 }

@@ -128,7 +128,13 @@ def register_layout(
         validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
     )
     if kwargs.get("source_registry") is not None:
-        check_query_categories(data.obs, layout.obs_columns, keys, kwargs["source_registry"])
+        check_query_categories(
+            data.obs,
+            layout.obs_columns,
+            keys,
+            kwargs["source_registry"],
+            extend_batches=bool(kwargs.get("extend_categories")),
+        )
     undo = layout.write_to(data)
     try:
         with quiet_obsm_column_names():

@@ -7,6 +7,8 @@ The decoders' statistics (library reference, initial bias) belong to each likeli
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +30,7 @@ from mosaicvi.nn._input_transforms import INPUT_TRANSFORMS
 from mosaicvi.nn._likelihoods import get_likelihood
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from scvi.data import AnnDataManager
 
@@ -185,13 +187,21 @@ def fitted_statistics(
     ``transform_params`` (its input transform's, :func:`input_transform_params`; seeded by
     ``scvi.settings.seed``) and ``feature_masks`` (:func:`batch_feature_masks`; statistics of a
     masked modality use only the entries each cell's batch measured). ``presence`` is the
-    boolean cells x modalities mask, in ``likelihoods``' order.
+    boolean cells x modalities mask, in ``likelihoods``' order. Within
+    :func:`statistics_from_weights`, all but the masks are read from the weights to load instead
+    (:func:`loaded_statistics`).
     """
+    counts_of = {m: adata_manager.get_from_registry(modality_registry_key(m)) for m in likelihoods}
+    stored = loaded_statistics(
+        likelihoods, input_transforms, {m: x.shape[1] for m, x in counts_of.items()}
+    )
+    if stored is not None:
+        return {**stored, "feature_masks": batch_feature_masks(adata_manager)}
     statistics = {k: {} for k in ("n_features", "library_reference", "decoder_bias")}
     statistics["transform_params"] = {}
     statistics["feature_masks"] = batch_feature_masks(adata_manager)
     for i, m in enumerate(likelihoods):
-        counts = adata_manager.get_from_registry(modality_registry_key(m))
+        counts = counts_of[m]
         measured = presence[:, i]  # a mask: indexing the counts would copy them
         n_measuring = None
         if m in statistics["feature_masks"]:
@@ -211,4 +221,54 @@ def fitted_statistics(
             rows=measured,
             n_measuring=n_measuring,
         )
+    return statistics
+
+
+#: Weights (a module ``state_dict``) a model being built will load: its statistics are read from
+#: them instead of being fitted on its data (:func:`statistics_from_weights`).
+_WEIGHTS_TO_LOAD: ContextVar[Mapping[str, torch.Tensor] | None] = ContextVar(
+    "mosaicvi_weights_to_load", default=None
+)
+
+
+@contextmanager
+def statistics_from_weights(state: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, models are built with the statistics stored in ``state``.
+
+    Used when the weights are loaded right after (``MosaicVI.load``, ``load_query_data``): the
+    statistics of the training cells are reused, never refitted on other data (a query of
+    RNA-only cells has no ATAC cells to fit an LSI on).
+    """
+    token = _WEIGHTS_TO_LOAD.set(state)
+    try:
+        yield
+    finally:
+        _WEIGHTS_TO_LOAD.reset(token)
+
+
+def loaded_statistics(
+    likelihoods: Mapping[str, str],
+    input_transforms: Mapping[str, str],
+    n_features: Mapping[str, int],
+) -> dict[str, dict] | None:
+    """:func:`fitted_statistics`' output, read from the weights to load (else ``None``)."""
+    state = _WEIGHTS_TO_LOAD.get()
+    if state is None:
+        return None
+    statistics = {k: {} for k in ("n_features", "library_reference", "decoder_bias")}
+    statistics["transform_params"] = {}
+    for m in likelihoods:
+        decoder = f"decoders.{m}."
+        statistics["n_features"][m] = int(n_features[m])
+        reference = float(torch.exp(state[f"{decoder}log_library_reference"]))
+        statistics["library_reference"][m] = reference
+        statistics["decoder_bias"][m] = state[f"{decoder}batch_bias"][0].clone()
+        prefix = f"encoders.{m}.transform."
+        params = {}
+        for name in INPUT_TRANSFORMS[input_transforms[m]][1]:
+            keys = [k for k in state if k.startswith(prefix) and k.rsplit(".", 1)[-1] == name]
+            if len(keys) != 1:
+                raise ValueError(f"The weights lack the input statistic {prefix}{name}.")
+            params[name] = state[keys[0]].clone()
+        statistics["transform_params"][m] = params
     return statistics

@@ -22,13 +22,14 @@ from mosaicvi._constants import (
     PRESENCE_KEY,
 )
 from mosaicvi.data._anndata_layout import build_anndata_layout
-from mosaicvi.data._mosaic_layout import build_mosaic_layout
 from mosaicvi.model import _checks as checks
 from mosaicvi.model import _differential as differential
 from mosaicvi.model import _inference as inference
 from mosaicvi.model import _labels as labelling
 from mosaicvi.model import _normalized_expression as expression
 from mosaicvi.model import _options as options
+from mosaicvi.model import _query as query
+from mosaicvi.model import _query_data as query_data
 from mosaicvi.model import _safe_training as safe
 from mosaicvi.model._feature_links import feature_links
 from mosaicvi.model._fields import obs_keys, register_layout
@@ -120,8 +121,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         many peaks, ``1`` gives the exact term. Outputs always decode every peak.
     guidance_graph
         A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
-        :func:`~mosaicvi.data.guidance_graph` stored one in the MuData (``"guidance"``). ``None``
-        (default): plain MLP decoders, no feature embeddings.
+        :func:`~mosaicvi.data.guidance_graph` stored one in the MuData; ``None``: MLP decoders.
     graph_kwargs
         Options of the guidance graph (used with ``guidance_graph`` only), any of: ``"weight"``,
         the weight ``w`` of ``z V^T`` in the hybrid decoders (``"auto"``, default: 0.9 when some
@@ -129,8 +129,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         as mmAAVI); ``"loss_weight"``, of the graph's NLL per feature (0.02); ``"kl_weight"``, of
         the KL of the feature embeddings (0.01); ``"n_positive_edges"``, edges sampled per step
         (4096); ``"n_negatives"``, negative pairs per edge (10). E.g. ``{"weight": 1.0,
-        "loss_weight": 0.005}``. Replaces the deprecated ``graph_weight=``, ``graph_loss_weight=``,
-        ``graph_kl_weight=``, ``n_graph_positive_edges=`` and ``n_graph_negatives=``.
+        "loss_weight": 0.005}``. Replaces the deprecated ``graph_weight=`` etc. (one per key).
     fusion
         How the modalities a cell has are combined into ``q(z | x)``: ``"attention"`` (masked
         gated attention, default), ``"poe"`` (product of experts with a prior expert), ``"moe"``
@@ -141,9 +140,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`)
         or ``"modality"`` (modality-specific priors: ``N(0, I)`` for the fused posterior, and each
         modality's unimodal posterior ``q(z | x_m)`` also pulled toward a learnt mixture prior of
-        its own, see :class:`~mosaicvi.nn.ModalityPriors`). ``"modality"`` regularises what each
-        modality alone encodes; prefer the default unless a benchmark on your data says
-        otherwise (the docs' benchmark page compares the priors).
+        its own, see :class:`~mosaicvi.nn.ModalityPriors`); prefer the default unless a
+        benchmark on your data says otherwise (the docs' benchmark page compares the priors).
     n_clusters
         Clusters of the mixture prior, or of each modality's prior (default: the number of label
         classes when the data was set up with ``unlabeled_category``, else 10).
@@ -163,11 +161,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         relative to ``lr`` (0.5), ``"n_epochs_warmup"`` of the decoders' term (default: the KL
         warm-up). Replaces the deprecated ``output_discriminator=True``,
         ``output_adversarial_weight=`` and ``train(plan_kwargs=...)``'s
-        ``output_discriminator_lr_factor`` and ``n_epochs_output_adversarial_warmup``.
-        Keep it off unless a benchmark on your data says otherwise (the docs' benchmark page
-        compares it with the default).
+        ``output_discriminator_lr_factor`` and ``n_epochs_output_adversarial_warmup``. Keep it
+        off unless a benchmark on your data says otherwise (the benchmark page compares it).
     **module_kwargs
-        Passed to :class:`~mosaicvi.module.MosaicVAE` (e.g. ``n_attention``).
+        Passed to :class:`~mosaicvi.module.MosaicVAE`, e.g. ``n_attention``, ``encode_batch=True``
+        (batch-conditioned encoders: :meth:`load_query_data` can then move new batches' cells).
 
     Examples
     --------
@@ -359,7 +357,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         keys = obs_keys(batch_key, labels_key, categorical_covariate_keys)
-        layout = build_mosaic_layout(mdata, modalities, layers, keys)
+        layout = query_data.setup_layout(mdata, modalities, layers, keys, **kwargs)
         cls.register_manager(register_layout(mdata, layout, setup_method_args, keys, **kwargs))
 
     @classmethod
@@ -425,9 +423,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if adata is not None and self.adata_manager is not None:
             safe.set_up_like_training(self, adata)
         adata = super()._validate_anndata(adata, copy_if_view)
-        safe.check_data_unchanged(
-            self.get_anndata_manager(adata if adata is not None else self.adata)
-        )
+        safe.check_data_unchanged(self.get_anndata_manager(self.adata if adata is None else adata))
         return adata
 
     def _make_data_loader(self, *args, **kwargs):
@@ -461,7 +457,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Passes through the data; default ~1.2 million cell visits (20 to 400 epochs).
+            Passes through the data; default ~1.2 million cell visits (20 to 400 epochs); a query
+            model's first fit (:meth:`load_query_data`): a quarter of the reference's cell visits.
         lr, batch_size
             Learning rate (Adam) and minibatch size.
         early_stopping, early_stopping_patience
@@ -478,16 +475,15 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_epochs_adversarial_warmup
             Epochs over which the adversarial strength ramps up (default: as the KL warm-up).
         n_importance_samples
-            ``K > 1`` trains on the importance-weighted bound, ``K`` draws per posterior component
-            (stratified as MMVAE), with DReG gradients (``plan_kwargs={"importance_gradient":
-            "iwae"}``: plain IWAE); with ``prior="normal"`` or ``"modality"``. ``1``: the ELBO.
+            ``K > 1``: the importance-weighted bound, ``K`` stratified draws per component, DReG
+            gradients (``plan_kwargs={"importance_gradient": "iwae"}``: IWAE); with
+            ``prior="normal"`` or ``"modality"``. ``1``: the ELBO.
         checkpoint_dir
             Directory for ``last.ckpt`` (weights, optimiser, loop state), written every epoch;
             ``train(ckpt_path=f"{checkpoint_dir}/last.ckpt")`` resumes (only from files you wrote).
         check_loss_every_n_steps
             Steps between checks that the loss is finite (else a ``FloatingPointError`` naming
-            the term). ``None``: every step on the CPU, every 50 elsewhere; ``1`` stops at the
-            failing step before any update.
+            the term). ``None``: every step on the CPU, every 50 elsewhere.
         load_data_on_device
             Keep the data on the GPU and gather minibatches there; ``"auto"``: when they fit.
         plan_kwargs
@@ -505,6 +501,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"], arguments["trainer_kwargs"]
+        arguments = query.query_train_arguments(self, arguments)  # a query's own defaults
         return train_model(self, **arguments, **trainer_kwargs)
 
     @torch.inference_mode()
@@ -1180,6 +1177,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         return load_model(cls, dir_path, adata, accelerator, device, prefix)
 
+    load_query_data = classmethod(query.load_query_data)
+    prepare_query_mudata = classmethod(query_data.prepare_query_mudata)
+    prepare_query_anndata = classmethod(query_data.prepare_query_anndata)
+
     @classmethod
     def load_registry(cls, dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
         """The scvi-tools registry saved with a model (read from its JSON manifest)."""
@@ -1194,6 +1195,6 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def convert_legacy_save(cls, *args, **kwargs) -> None:
         """Not supported: legacy scvi-tools files are pickles, which mosaicvi does not open."""
         raise NotImplementedError(
-            "mosaicvi does not convert pickled scvi-tools model files (opening them can run "
-            "code). Train the model again, or load it in a trusted session and `save()` it."
+            "mosaicvi does not convert pickled scvi-tools model files (they can run code). "
+            "Train the model again, or load it in a trusted session and `save()` it."
         )

@@ -17,6 +17,7 @@ def check_query_categories(
     pulled: Mapping[str, pd.Series],
     keys: Mapping[str, str | None],
     source_registry: Mapping,
+    extend_batches: bool = False,
 ) -> None:
     """Raise a ValueError naming each obs column with values unknown to ``source_registry``.
 
@@ -30,6 +31,8 @@ def check_query_categories(
         Setup argument name -> obs column (``batch_key``, ``labels_key``, covariates).
     source_registry
         The registry of the trained model.
+    extend_batches
+        Accept new batches (a query set up for ``MosaicVI.load_query_data``).
 
     scvi-tools refuses such data too, but with a message that names neither the setup argument
     nor what to do about it.
@@ -48,7 +51,7 @@ def check_query_categories(
         known[f"categorical_covariate_keys[{i}]"] = np.asarray(categories)
     for argument, categories in known.items():
         key = keys.get(argument)
-        if key is None:
+        if key is None or (extend_batches and argument == "batch_key"):
             continue
         column = obs[key] if key in obs.columns else pulled.get(key)
         if column is None:
@@ -57,7 +60,8 @@ def check_query_categories(
         unseen = values.difference(pd.Index(categories.astype(object)))
         if len(unseen):
             what = (
-                "cells of batches the model never saw cannot be corrected for batch"
+                "cells of batches the model never saw cannot be corrected for batch; map "
+                "them with `MosaicVI.load_query_data(query, model)`"
                 if argument == "batch_key"
                 else "map them to a trained category or drop those cells"
             )
@@ -77,7 +81,9 @@ def check_same_features(
     registered data shares the registry of the original even after its modalities are edited.
     """
     for m, trained in trained_names.items():
-        given = pd.Index(given_names.get(m, []))
+        if m not in given_names:  # a modality the new data did not measure
+            continue
+        given = pd.Index(given_names[m])
         if not given.equals(trained):
             unseen = given.difference(trained)[:3].tolist()
             raise ValueError(

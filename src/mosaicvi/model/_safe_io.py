@@ -38,6 +38,7 @@ from mosaicvi._compat import parse_device_args
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._anndata_layout import data_feature_names
 from mosaicvi.data._guidance_graph import GuidanceGraph
+from mosaicvi.model._input_statistics import statistics_from_weights
 from mosaicvi.model._json_codec import decode, encode
 from mosaicvi.model._options import upgrade_init_params
 
@@ -111,16 +112,10 @@ def load_model(cls, dir_path, adata, accelerator, device, prefix):
     The arguments are those of :meth:`mosaicvi.MosaicVI.load`. Constructor keywords saved by
     an older mosaicvi are brought into today's form (:func:`upgrade_init_params`).
     """
-    directory, prefix = Path(dir_path), prefix or ""
-    manifest = _read_manifest(directory, prefix)
-    if manifest["model_class"] != cls.__name__:
-        raise ValueError(
-            f"{directory} holds a {manifest['model_class']} model, not a {cls.__name__}."
-        )
-    registry = decode(manifest["registry"], "registry")
-    state = _read_weights(directory / f"{prefix}{WEIGHTS_FILE}")
+    saved = read_saved(cls, dir_path, prefix)
+    registry, state = saved["registry"], saved["state"]
     if adata is None:
-        adata = _read_saved_data(directory, prefix, registry)
+        adata = _read_saved_data(Path(dir_path), prefix or "", registry)
     check_saved_features(adata, registry)
     _, _, torch_device = parse_device_args(
         accelerator=accelerator, devices=device, return_device="torch"
@@ -128,19 +123,41 @@ def load_model(cls, dir_path, adata, accelerator, device, prefix):
     getattr(cls, registry["setup_method_name"])(
         adata, source_registry=registry, **registry["setup_args"]
     )
-    params = decode(manifest["init_params"], "init_params")
-    kwargs = dict(params.get("non_kwargs", {}))
-    if kwargs.get("guidance_graph") is not None:
-        kwargs["guidance_graph"] = graph_from_weights(state, registry)
-    kwargs.update({k: v for group in params.get("kwargs", {}).values() for k, v in group.items()})
-    model = cls(adata, **upgrade_init_params(kwargs))
-    for name, value in decode(manifest["attributes"], "attributes").items():
+    with statistics_from_weights(state):
+        model = cls(adata, **constructor_keywords(saved["init_params"], state, registry))
+    for name, value in saved["attributes"].items():
         setattr(model, name, value)
     model.module.load_state_dict(state)
     model.to_device(torch_device)
     model.module.eval()
     model._validate_anndata(adata)
     return model
+
+
+def read_saved(cls, dir_path: str | os.PathLike, prefix: str | None) -> dict[str, Any]:
+    """``registry``, ``init_params``, ``state`` and ``attributes`` of a saved ``cls`` model."""
+    directory, prefix = Path(dir_path), prefix or ""
+    manifest = _read_manifest(directory, prefix)
+    if manifest["model_class"] != cls.__name__:
+        raise ValueError(
+            f"{directory} holds a {manifest['model_class']} model, not a {cls.__name__}."
+        )
+    return {
+        "registry": decode(manifest["registry"], "registry"),
+        "init_params": decode(manifest["init_params"], "init_params"),
+        "state": _read_weights(directory / f"{prefix}{WEIGHTS_FILE}"),
+        "attributes": decode(manifest["attributes"], "attributes"),
+    }
+
+
+def constructor_keywords(init_params: dict, state: dict, registry: dict) -> dict[str, Any]:
+    """The keywords that rebuild a model from its init parameters; its graph from ``state``."""
+    kwargs = dict(init_params.get("non_kwargs", {}))
+    if kwargs.get("guidance_graph") is not None:
+        kwargs["guidance_graph"] = graph_from_weights(state, registry)
+    groups = init_params.get("kwargs", {}).values()
+    kwargs.update({k: v for group in groups for k, v in group.items()})
+    return upgrade_init_params(kwargs)
 
 
 def load_registry(dir_path: str | os.PathLike, prefix: str | None = None) -> dict:
@@ -237,8 +254,7 @@ def check_saved_features(adata: MuData | AnnData, registry: dict) -> None:
     problems = []
     for m, names in saved.items():
         names = pd.Index(names)
-        if m not in given:
-            problems.append(f"modality {m!r} is missing from the data")
+        if m not in given:  # cells of the data did not measure it (a query, new data)
             continue
         have = pd.Index(given[m]).astype(str)
         if have.equals(names):

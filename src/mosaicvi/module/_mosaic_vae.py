@@ -51,10 +51,10 @@ class MosaicVAE(
     ``q(z | x_available)``; the prior is ``N(0, I)`` or mmAAVI's mixture prior; for each modality a
     decoder with batch-specific per-feature affine and likelihood reconstructs the counts of the
     cells that measured it. A latent adversary removes batch from ``z``. With labels, a
-    classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained on the labelled cells.
+    classifier on ``z`` (the mixture prior's ``q(c | z)``) is trained.
 
-    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE: one sample per
-    component of a cell (``"z_strata"``, ``"cell_index"``, ``"sample_weight"``), all decoded.
+    Mixture posteriors (``"moe"``, ``"mopoe"``) are sampled stratified, as MMVAE (one sample per
+    component: ``"z_strata"``, ``"cell_index"``, ``"sample_weight"``).
 
     With a guidance graph, a :class:`~mosaicvi.nn.GraphEncoder` embeds every feature, decoders
     are hybrid (``eta = w z V_m^T + (1 - w) MLP_m(z)``), the loss gains the graph NLL and KL.
@@ -80,9 +80,12 @@ class MosaicVAE(
     n_cats_per_cov
         Number of categories of each extra categorical covariate (decoder input).
     n_latent, n_hidden, n_hidden_decoder, n_layers_encoder, n_layers_decoder, dropout_rate
-        Sizes and dropout of the networks, as :class:`~mosaicvi.MosaicVI` documents them.
+        Sizes and dropout of the networks (:class:`~mosaicvi.MosaicVI`).
     n_attention, batch_discriminator
         Width of the attention scorer; whether to train the batch discriminator (not with 1 batch).
+    encode_batch
+        Condition the encoders on the batch (scArches' conditional encoder: a learnt per-batch
+        vector added to each first layer); query mapping trains new batches' rows.
     discriminator_target
         What it predicts from ``z``: ``"batch"`` or ``"modality_set"`` (modalities measured).
     adversary_feature_scale, adversary_full_strength_features
@@ -95,18 +98,14 @@ class MosaicVAE(
         Fraction of the features closed in a whole minibatch that training decodes (likelihoods
         with ``column_subsets``, i.e. Bernoulli).
     guidance_graph
-        Signed feature x feature graph over all features, in model order (modality by modality,
-        each in its feature order), or ``None`` for plain MLP decoders.
+        Signed feature x feature graph over all features in model order, or ``None`` (MLPs).
     graph_weight
         Weight ``w`` of ``z V_m^T`` in the hybrid decoders (used with a graph only).
     graph_loss_weight
         Weight of the graph NLL (a mean over sampled edges) per feature of the model: the loss
-        adds ``graph_loss_weight * n_features * NLL``, balanced with the reconstruction (a sum
-        over features) whatever the panel sizes.
-    graph_kl_weight
-        Weight of the KL of ``q(V)`` (averaged over features).
-    n_graph_positive_edges, n_graph_negatives
-        Positive edges drawn from the whole graph at every step; negative pairs per positive edge.
+        adds ``graph_loss_weight * n_features * NLL``, balanced with the reconstruction.
+    graph_kl_weight, n_graph_positive_edges, n_graph_negatives
+        Weight of the KL of ``q(V)``; edges drawn at every step; negative pairs per edge.
     fusion, prior
         Registered names (:data:`~mosaicvi.nn.FUSIONS`, :data:`~mosaicvi.module._prior_heads.PRIORS`).
     n_clusters
@@ -116,8 +115,7 @@ class MosaicVAE(
     classification_weight
         Weight of the labelled cells' cross-entropy (mean over the labelled cells of a minibatch).
     cross_modal_weight
-        Weight of the cross-modal term (each modality of a multi-modality cell alone decodes the
-        others, see :meth:`cross_modal_loss`); ``0`` disables it.
+        Weight of the cross-modal term (:meth:`cross_modal_loss`); ``0`` disables it.
     output_discriminator
         Train a :class:`~mosaicvi.nn.OutputDiscriminator` per modality and add the decoders'
         generator term (:meth:`output_adversarial_losses`); needs
@@ -147,6 +145,7 @@ class MosaicVAE(
         dropout_rate: float = 0.1,
         n_attention: int = 128,
         batch_discriminator: bool = True,
+        encode_batch: bool = False,
         discriminator_target: str = "batch",
         adversary_feature_scale: float | None = None,
         adversary_full_strength_features: int | None = None,
@@ -196,6 +195,7 @@ class MosaicVAE(
             n_hidden,
             n_layers_encoder,
             dropout_rate,
+            n_batch if encode_batch else 0,
         )
         self.fusion = make_fusion(fusion, self.modality_names, n_hidden, n_latent, n_attention)
         self.n_labels = n_labels
@@ -308,7 +308,7 @@ class MosaicVAE(
         present = presence > 0.5
         x, seen, masks = self.measured_inputs(x, batch_index)
         embeddings = torch.stack(
-            [self.encoders[m](seen[m], masks[m]) for m in self.modality_names], dim=1
+            [self.encoders[m](seen[m], masks[m], batch_index) for m in self.modality_names], dim=1
         )
         posterior = self.fusion(embeddings, self.encoder_presence(present))
         qz = posterior.moment_matched()

@@ -86,8 +86,12 @@ def make_encoders(
     n_hidden: int,
     n_layers: int,
     dropout_rate: float,
+    n_batch: int = 0,
 ) -> nn.ModuleDict:
-    """One :class:`~mosaicvi.nn.ModalityEncoder` per modality (``n_features``' order)."""
+    """One :class:`~mosaicvi.nn.ModalityEncoder` per modality (``n_features``' order).
+
+    ``n_batch > 0`` conditions each on the batch (a learnt per-batch vector in its first layer).
+    """
     return nn.ModuleDict(
         {
             m: ModalityEncoder(
@@ -96,6 +100,7 @@ def make_encoders(
                 n_hidden=n_hidden,
                 n_layers=n_layers,
                 dropout_rate=dropout_rate,
+                n_batch=n_batch,
             )
             for m, n in n_features.items()
         }

@@ -25,6 +25,10 @@ class ModalityEncoder(nn.Module):
         Number of hidden layers (at least 1).
     dropout_rate
         Dropout after each hidden layer.
+    n_batch
+        Batches of a batch-conditioned encoder (scArches' conditional encoder): a learnt vector
+        per batch, starting at zero, is added to the first layer's output, as a one-hot batch
+        concatenated to the input would. ``0`` (default): the encoder does not see the batch.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class ModalityEncoder(nn.Module):
         n_hidden: int = 256,
         n_layers: int = 2,
         dropout_rate: float = 0.1,
+        n_batch: int = 0,
     ):
         super().__init__()
         if n_layers < 1:
@@ -49,8 +54,17 @@ class ModalityEncoder(nn.Module):
             nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate)
         )
         self.hidden = hidden_stack(n_hidden, n_hidden, n_layers - 1, dropout_rate)
+        self.batch_embedding = None
+        if n_batch > 0:
+            self.batch_embedding = nn.Embedding(n_batch, n_hidden)
+            nn.init.zeros_(self.batch_embedding.weight)
 
-    def forward(self, x: torch.Tensor, feature_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        feature_mask: torch.Tensor | None = None,
+        batch_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Embed dense or CSR counts ``(n_cells, n_features)`` into ``(n_cells, n_hidden)``.
 
         ``feature_mask`` (cells x features, ``True`` = measured; ``None``: all): the entries of
@@ -58,6 +72,8 @@ class ModalityEncoder(nn.Module):
         by ``n_features / n_measured`` per cell (masked input scaling, as inverted dropout), so
         a cell measured on a small panel enters the first layer on the scale of a full one.
         Transforms that pool features per cell (CLR's mean) pool the measured ones only.
+        ``batch_index`` ``(n_cells,)`` or ``(n_cells, 1)``: each cell's batch (needed, and only
+        used, when the encoder is batch-conditioned).
         """
         with torch.no_grad():
             if feature_mask is None:
@@ -68,6 +84,10 @@ class ModalityEncoder(nn.Module):
             h = self.input_layer(x[0]) + self.lsi_layer(x[1])
         else:
             h = self.input_layer(x)
+        if self.batch_embedding is not None:
+            if batch_index is None:
+                raise ValueError("A batch-conditioned encoder needs each cell's `batch_index`.")
+            h = h + self.batch_embedding(batch_index.reshape(-1).long())
         return self.hidden(self.input_block(h))
 
 

@@ -113,8 +113,8 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
 
     Every labelled cell is kept for training (none goes to validation: with 1 % of cells
     labelled, each one counts), and each training minibatch holds ``labelled_fraction`` labelled
-    cells (:class:`LabelledBatchSampler`). Without labels for training it is a plain
-    :class:`SparseDataSplitter`.
+    cells (:class:`LabelledBatchSampler`). Without labels for training, or with every cell
+    labelled, it is a plain :class:`SparseDataSplitter`.
 
     Parameters
     ----------
@@ -132,7 +132,10 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
             raise ValueError(f"`labelled_fraction` must be in (0, 1), got {labelled_fraction}.")
         self.labelled_fraction = labelled_fraction
         self.labelled = labelled_mask(adata_manager)
-        if self.labelled is not None and not self.labelled.any():
+        if self.labelled is not None and (self.labelled.all() or not self.labelled.any()):
+            # No labelled cells, or only labelled ones (a fully annotated reference): every
+            # minibatch is already all of one kind, so scvi-tools' split is kept, with its
+            # validation cells (moving them all to training left none to validate on).
             self.labelled = None
 
     def setup(self, stage: str | None = None):
