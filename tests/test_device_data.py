@@ -159,13 +159,6 @@ def test_epoch_logging_gives_the_history_of_per_step_logging(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="bf16 autocast: the losses' per-cell sums (index_add into tensors shaped like bf16 "
-    "activations, in module/_elbo.py, nn/_likelihoods.py and the priors) mix bf16 and float32; "
-    "not fixed in this change (module/ and nn/ were edited concurrently)",
-)
 def test_bf16_autocast_trains_finite(synthetic_mosaic_factory):
     # ``precision`` goes through to Lightning: bf16 autocast (here on the CPU), weights in fp32.
     model, record = _train(

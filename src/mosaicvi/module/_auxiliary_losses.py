@@ -66,13 +66,14 @@ class AuxiliaryLossesMixin:
         :meth:`cross_modal_decodings`.
         """
         total = inference_outputs[MODULE_KEYS.EMBEDDINGS_KEY].new_zeros(
-            inference_outputs[MODULE_KEYS.PRESENCE_KEY].shape[0]
+            inference_outputs[MODULE_KEYS.PRESENCE_KEY].shape[0], dtype=torch.float32
         )
         for m, target, px in self.cross_modal_decodings(
             tensors, inference_outputs, generative_outputs
         ):
             x = gather_rows(tensors[modality_registry_key(m)], target)
-            total = total.index_add(0, target, self.decoders[m].negative_log_likelihood(x, px))
+            nll = self.decoders[m].negative_log_likelihood(x, px)
+            total = total.index_add(0, target, nll.float())
         return total.mean()
 
     def auxiliary_losses(

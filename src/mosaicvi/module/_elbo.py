@@ -36,8 +36,8 @@ def reconstruction_terms(
         nll = module.decoders[m].negative_log_likelihood(
             x, generative_outputs[MODULE_KEYS.PX_KEY][m]
         )
-        reconstruction[m] = qz.loc.new_zeros(qz.loc.shape[0]).index_add(
-            0, cells, nll * sample_weight[rows]
+        reconstruction[m] = qz.loc.new_zeros(qz.loc.shape[0], dtype=torch.float32).index_add(
+            0, cells, (nll * sample_weight[rows]).float()
         )
     return reconstruction
 

@@ -169,7 +169,7 @@ class ImportanceWeightedMixin:
         """
         batch_index = tensors[REGISTRY_KEYS.BATCH_KEY].reshape(-1).long()
         cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
-        total = z.new_zeros(z.shape[0])
+        total = z.new_zeros(z.shape[0], dtype=torch.float32)
         for i, m in enumerate(self.modality_names):
             rows = torch.nonzero(presence[cell_index, i], as_tuple=True)[0]
             if rows.numel() == 0:
@@ -186,7 +186,7 @@ class ImportanceWeightedMixin:
                 cells=cells,
             )
             nll = self.decoders[m].negative_log_likelihood(gather_rows(counts, cells), px)
-            total = total.index_add(0, rows, -nll)
+            total = total.index_add(0, rows, -nll.float())
         return total
 
     def log_importance_weights(

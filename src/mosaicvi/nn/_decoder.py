@@ -175,5 +175,14 @@ class ModalityDecoder(nn.Module):
         return F.linear(h, self.output.weight[index], self.output.bias[index])
 
     def negative_log_likelihood(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        """Per-cell NLL of counts ``x`` (dense or CSR, rows matching ``params``)."""
-        return self.likelihood.negative_log_likelihood(x, params)
+        """Per-cell NLL of counts ``x`` (dense or CSR, rows matching ``params``), in float32.
+
+        Under mixed precision (``train(precision="bf16-mixed")``) the decoder's outputs are
+        bfloat16; the likelihood is evaluated on float32 copies, outside autocast.
+        """
+        params = {
+            k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+            for k, v in params.items()
+        }
+        with torch.autocast(x.device.type, enabled=False):
+            return self.likelihood.negative_log_likelihood(x, params)

@@ -103,6 +103,8 @@ class MixturePrior(nn.Module):
         kl_c = torch.where(labelled, torch.zeros_like(kl_c), kl_c)
         n_cells = posterior.locs.shape[0]
         return {
-            name: z.new_zeros(n_cells).index_add(0, cell_index, weight * term)
+            name: z.new_zeros(n_cells, dtype=torch.float32).index_add(
+                0, cell_index, (weight * term).float()
+            )
             for name, term in (("kl_z", kl_z), ("kl_u", kl_u), ("kl_c", kl_c))
         }

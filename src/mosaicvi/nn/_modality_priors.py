@@ -61,7 +61,7 @@ class ModalityPriors(nn.Module):
         ``embeddings`` ``(n_cells, n_modalities, n_hidden)`` are the encoder outputs, ``presence``
         the boolean mask of measured modalities, ``labels`` each cell's class or ``-1``.
         """
-        total = embeddings.new_zeros(embeddings.shape[0])
+        total = embeddings.new_zeros(embeddings.shape[0], dtype=torch.float32)
         for i, m in enumerate(self.modality_names):
             cells = torch.nonzero(presence[:, i], as_tuple=True)[0]
             if cells.numel() == 0:
@@ -73,5 +73,5 @@ class ModalityPriors(nn.Module):
             terms = self.priors[m].kl_terms(
                 posterior, z, cell_index, weight, None if labels is None else labels[cells]
             )
-            total = total.index_add(0, cells, torch.stack(list(terms.values())).sum(0))
+            total = total.index_add(0, cells, torch.stack(list(terms.values())).sum(0).float())
         return {"kl_modality": total}

@@ -35,4 +35,5 @@ class StandardNormalPrior(nn.Module):
         log_p = Normal(torch.zeros_like(z), torch.ones_like(z)).log_prob(z).sum(-1)
         per_sample = weight * (posterior.log_prob(z, cell_index) - log_p)
         n_cells = posterior.locs.shape[0]
-        return {"kl_z": z.new_zeros(n_cells).index_add(0, cell_index, per_sample)}
+        total = z.new_zeros(n_cells, dtype=torch.float32)
+        return {"kl_z": total.index_add(0, cell_index, per_sample.float())}
