@@ -37,6 +37,16 @@ except ImportError:  # pragma: no cover - same rule, written out (Boyeau et al. 
         return chosen.loc[posterior_probas.index]
 
 
+def lightning_logs_this_step(trainer) -> bool:
+    """Whether Lightning sends this step's logged values to the logger (``log_every_n_steps``).
+
+    Reads the private ``trainer._logger_connector.should_update_logs`` (Lightning 2.x); ``True``
+    when a Lightning version lacks it, i.e. the value is logged and may be dropped there.
+    """
+    connector = getattr(trainer, "_logger_connector", None)
+    return bool(getattr(connector, "should_update_logs", True))
+
+
 def fdr_de_prediction(proba_de: pd.Series, fdr: float) -> pd.Series:
     """scvi-tools' posterior expected-FDR rule: which features to call DE at target ``fdr``."""
     return _fdr_de_prediction(proba_de, fdr=fdr).astype(bool)

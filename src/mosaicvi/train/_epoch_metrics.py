@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from mosaicvi._compat import lightning_logs_this_step
+
 if TYPE_CHECKING:
     from scvi.module.base import LossOutput
 
@@ -39,7 +41,7 @@ class EpochMetricsMixin:
         if "kl_weight" in self.loss_kwargs:
             kl_weight = self.kl_weight
             self.loss_kwargs.update({"kl_weight": kl_weight})
-            if self._logger_reads_this_step():  # a step value, kept only where the logger reads it
+            if lightning_logs_this_step(self.trainer):  # a step value, kept where it is logged
                 self.log("kl_weight", kl_weight, on_step=True, on_epoch=False)
         _, _, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
         self._add_step_metrics(loss_output)
@@ -48,11 +50,6 @@ class EpochMetricsMixin:
         if batch_idx + 1 >= self.trainer.num_training_batches:
             self._log_epoch_metrics()
         return loss_output.loss
-
-    def _logger_reads_this_step(self) -> bool:
-        """Whether Lightning sends this step's values to the logger (every ``log_every_n_steps``)."""
-        connector = getattr(self.trainer, "_logger_connector", None)
-        return bool(getattr(connector, "should_update_logs", True))
 
     def _add_step_metrics(self, loss_output: LossOutput) -> None:
         """Add this step's metrics, times its cells, to the epoch's sums."""
