@@ -24,7 +24,8 @@ from mosaicvi.model._de_statistics import (
     raw_statistics,
 )
 from mosaicvi.model._input_statistics import batch_feature_masks
-from mosaicvi.model._rank_groups_layout import rank_groups_layout
+from mosaicvi.model._population_test import PopulationTest
+from mosaicvi.model._rank_groups_layout import effect_column, rank_groups_layout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,6 +64,7 @@ def differential_features(
     idx2: Sequence[int] | Sequence[bool] | str | None = None,
     batchid1: Sequence[str] | None = None,
     batchid2: Sequence[str] | None = None,
+    compare: Literal["populations", "cells"] = "populations",
     **kwargs,
 ) -> pd.DataFrame:
     """Bayes-factor test of every feature of ``modality`` between groups of cells.
@@ -79,6 +81,8 @@ def differential_features(
         raise ValueError(f"`mode` must be 'change' or 'vanilla', got {mode!r}.")
     if not 0.0 < fdr_target < 1.0:
         raise ValueError(f"`fdr_target` must be in (0, 1), got {fdr_target}.")
+    if compare not in ("populations", "cells"):
+        raise ValueError(f"`compare` must be 'populations' or 'cells', got {compare!r}.")
     if idx1 is not None:
         labels, comparisons, reference = index_comparison(adata, idx1, idx2)
     else:
@@ -90,7 +94,8 @@ def differential_features(
     delta = defaults.delta if delta is None else delta
     pseudocounts = defaults.pseudocounts if pseudocounts is None else pseudocounts
     library_size = defaults.library_size if library_size is None else library_size
-    decoding_library(model.module, modality, library_size)  # checks it before any sampling
+    unit = decoding_library(model.module, modality, library_size)  # checked before sampling
+    binary = model.module.likelihoods[modality].binary
 
     manager = model.get_anndata_manager(adata, required=True)
     counts = manager.get_from_registry(modality_registry_key(modality))
@@ -149,6 +154,11 @@ def differential_features(
             **bayes_kwargs,
         )
         result = pd.DataFrame(info, index=names.copy())
+        if mode == "change" and compare == "populations":
+            rows = [np.flatnonzero(cells & measured) for cells in (cells1, cells2)]
+            offset = record.get("pseudocounts", pseudocounts) or 0.0
+            test = PopulationTest(change, delta, offset, 1.0 if binary else unit, binary)
+            result = test.apply(result, counts, rows, feature_mask, f"{g1!r} vs {reference!r}")
         if mode == "change":
             proba = result["proba_de"]
             # scvi-tools 1.5 signs this column by direction, 1.4 does not: unsigned here.
@@ -157,8 +167,12 @@ def differential_features(
                 result["pseudocounts"] = record["pseudocounts"]
         if all_stats:
             result = result.assign(**stats)
-        sort_key = "proba_de" if mode == "change" else "bayes_factor"
-        result = result.sort_values(sort_key, ascending=False, kind="stable")
+        if mode == "change":  # equal evidence (e.g. proba_de 1): the larger effect first
+            size = result[effect_column(result)].abs().rename("_size")
+            order = pd.concat([result["proba_de"], size], axis=1)
+            result = result.loc[order.sort_values(["proba_de", "_size"], ascending=False).index]
+        else:
+            result = result.sort_values("bayes_factor", ascending=False, kind="stable")
         if mode == "change":
             result[f"is_de_fdr_{fdr_target}"] = fdr_de_prediction(result["proba_de"], fdr_target)
         result["comparison"] = f"{g1} vs {reference}"

@@ -869,18 +869,19 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         idx2: Sequence[int] | Sequence[bool] | str | None = None,
         batchid1: Sequence[str] | None = None,
         batchid2: Sequence[str] | None = None,
+        compare: Literal["populations", "cells"] = "populations",
         **kwargs,
     ) -> pd.DataFrame:
         """Bayes-factor test of every feature of ``modality`` between groups of cells.
 
-        Posterior samples of the decoded values (:meth:`get_normalized_expression`) of each
-        group's cells, including those that never measured ``modality`` (imputed), are compared
-        with scvi-tools' Bayes factors (``"change"`` mode as Boyeau et al., ``"vanilla"`` as Lopez
-        et al.); raw statistics use only cells that measured ``modality``. Defaults per modality:
-        RNA and counts as scVI (proportions, log2 fold change, ``delta=0.25``, pseudocounts
-        estimated); ATAC on accessibility probabilities, effect ``p1 - p2`` in the ``lfc_*``
-        columns, ``delta=0.05``; ADT on counts at the median library, log2 fold change with a
-        prior count of 1. :meth:`differential_expression` takes scvi-tools' argument names.
+        Decoded values (:meth:`get_normalized_expression`) of each group's cells, imputed ones
+        included, are compared with scvi-tools' Bayes factors (``"change"`` as Boyeau et al.,
+        ``"vanilla"`` as Lopez et al.); raw statistics use only cells that measured ``modality``.
+        Defaults per modality: RNA as scVI (proportions, log2 fold change, ``delta=0.25``,
+        estimated pseudocounts); ATAC: probabilities, effect ``p1 - p2``, ``delta=0.05``; ADT:
+        counts at the median library, log2 fold change, prior count 1. ``proba_de`` is then the
+        probability that the *groups' means* differ by more than ``delta`` (``compare``; the
+        :doc:`/outputs` page says what ``delta`` and the FDR mean per modality).
 
         Parameters
         ----------
@@ -901,8 +902,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Decode every cell into each batch that measured ``modality`` and pair samples within
             batches; else decode into observed batches.
         n_samples
-            Posterior samples per group (scvi-tools' ``n_samples_overall``): more give steadier
-            Bayes factors, in proportionally more time.
+            Posterior samples per group (``n_samples_overall``): steadier, slower when larger.
         adata, batch_size
             As :meth:`get_latent_representation`.
         pseudocounts, change, library_size
@@ -911,35 +911,34 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         threshold_counts
             Raw mean below which a feature is unexpressed when pseudocounts are estimated.
         key_added
-            Also store the result in ``uns[key_added]`` of the modality's AnnData in the layout of
-            :func:`scanpy.tl.rank_genes_groups` (scores: log Bayes factors, ``pvals``:
-            ``1 - proba_de``, ``pvals_adj``: posterior expected FDR; ``groupby`` copied to its
-            ``obs``), for ``sc.pl.rank_genes_groups_dotplot``. ``None``: write nothing.
-        all_stats
-            Add the raw statistics of each group over its measuring cells.
-        silent
-            Hide the progress bar over groups.
+            Also store the result in ``uns[key_added]`` of the modality's AnnData as
+            :func:`scanpy.tl.rank_genes_groups` (scores: log Bayes factors, ``pvals``: ``1 -
+            proba_de``, ``pvals_adj``: posterior expected FDR; ``groupby`` copied to ``obs``).
+        all_stats, silent
+            Add each group's raw statistics over its measuring cells; hide the progress bar.
         idx1, idx2
             Cells of groups 1 and 2 instead of ``groupby`` (as scvi-tools): boolean masks, cell
             positions or ``obs`` queries (``"cell_type == 'Ast'"``); ``idx2=None``: all other
             cells. The groups are named ``"idx1"``, ``"idx2"`` (``"rest"``); ``uns`` is unchanged.
         batchid1, batchid2
             Batches to decode group 1 (2) into, among those that measured ``modality``.
+        compare
+            ``"populations"``: the groups' decoded means, their sampling error over measuring
+            cells and an empirical-Bayes prior over all features (calibrated FDR). ``"cells"``:
+            scvi-tools' test, whether a random cell of group 1 differs from one of group 2.
         **kwargs
             Passed to scvi-tools' ``get_bayes_factors`` (e.g. ``test_mode``).
 
         Returns
         -------
-        DataFrame, a row per feature and comparison, sorted by ``proba_de`` (vanilla:
-        ``bayes_factor``), with scvi-tools' columns (``proba_de``, ``bayes_factor``, ``scale1/2``,
-        ``lfc_mean``..., ``raw_mean1/2``, ``is_de_fdr_<fdr_target>``, ``comparison``, ``group1``,
-        ``group2``, ...) and ``n_measured1/2``.
+        A row per feature and comparison, sorted by ``proba_de`` (vanilla: ``bayes_factor``):
+        scvi-tools' columns (``proba_de``, ``scale1/2``, ``lfc_mean``, ``raw_mean1/2``,
+        ``is_de_fdr_<fdr_target>``, ``group1``, ...), ``n_measured1/2``, ``effect(_se)``.
 
         Examples
         --------
         >>> de = model.differential_features("cell_type", "rna")  # doctest: +SKIP
-        >>> de[de["is_de_fdr_0.05"] & (de["lfc_mean"] > 0)].groupby("group1").head(5)
-        ... # doctest: +SKIP
+        >>> de[de["is_de_fdr_0.05"] & (de["effect"] > 0)].groupby("group1").head(5)  # doctest: +SKIP
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"], arguments["kwargs"]

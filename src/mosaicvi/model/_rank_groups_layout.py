@@ -8,25 +8,33 @@ import pandas as pd
 _EPS = 1e-8
 
 
+def effect_column(result: pd.DataFrame) -> str:
+    """The column with each feature's tested effect: ``effect`` (population test) or ``lfc_mean``."""
+    return "effect" if "effect" in result.columns else "lfc_mean"
+
+
 def ranking(result: pd.DataFrame, mode: str) -> pd.Index:
     """Features of one comparison in marker order, as scanpy lists them.
 
     Vanilla mode: by ``bayes_factor`` (``log P(x1 > x2) / P(x1 <= x2)``), highest first. Change
-    mode (whose Bayes factor carries no direction): features higher in group 1 (``lfc_mean > 0``)
-    first, strongest evidence first, then the lower ones, strongest evidence last.
+    mode (whose Bayes factor carries no direction): features higher in group 1 (positive
+    :func:`effect_column`) first, strongest evidence first, then the lower ones, strongest
+    evidence last; equal evidence (e.g. ``proba_de`` of 1) is ordered by the effect's size.
     """
     if mode != "change":
         return result.sort_values("bayes_factor", ascending=False, kind="stable").index
-    up = result["lfc_mean"] > 0
-    higher = result[up].sort_values("bayes_factor", ascending=False, kind="stable")
-    lower = result[~up].sort_values("bayes_factor", ascending=True, kind="stable")
+    effect = result[effect_column(result)]
+    ordered = result.assign(_size=effect.abs())
+    up = effect > 0
+    higher = ordered[up].sort_values(["bayes_factor", "_size"], ascending=False, kind="stable")
+    lower = ordered[~up].sort_values(["bayes_factor", "_size"], ascending=True, kind="stable")
     return higher.index.append(lower.index)
 
 
 def fold_changes(result: pd.DataFrame, mode: str) -> pd.Series:
-    """``lfc_mean`` in change mode; ``log2(scale1 / scale2)`` in vanilla mode."""
+    """The tested effect in change mode (:func:`effect_column`); ``log2(scale1 / scale2)`` else."""
     if mode == "change":
-        return result["lfc_mean"]
+        return result[effect_column(result)]
     return np.log2(result["scale1"] + _EPS) - np.log2(result["scale2"] + _EPS)
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mosaicvi.model._rank_groups_layout import effect_column
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -16,13 +18,14 @@ if TYPE_CHECKING:
 def top_features(result: pd.DataFrame, group: str, n_features: int) -> list[str]:
     """The ``n_features`` features most confidently higher in ``group`` than in the rest.
 
-    Ranked by ``proba_de`` (``bayes_factor`` in vanilla mode), then ``lfc_mean``, among features
-    with a positive effect.
+    Ranked by ``proba_de`` (``bayes_factor`` in vanilla mode), then the effect (``effect`` of the
+    population test, else ``lfc_mean``), among features with a positive effect.
     """
     block = result[result["group1"].astype(str) == str(group)]
     if "proba_de" in block.columns:
-        up = block[block["lfc_mean"] > 0]
-        ranked = up.sort_values(["proba_de", "lfc_mean"], ascending=False)
+        effect = effect_column(block)
+        up = block[block[effect] > 0]
+        ranked = up.sort_values(["proba_de", effect], ascending=False)
     else:
         ranked = block.sort_values("bayes_factor", ascending=False)
     return list(ranked.index[:n_features])
