@@ -68,7 +68,7 @@ def planted_mosaic(design: dict, seed: int = 0) -> mudata.MuData:
         for group, n in (("A", n_a), ("B", n_b)):
             for i in range(n):
                 name = f"{batch}_{group}{i}"
-                for m in set(measured) & {"rna", "adt"}:
+                for m in [m for m in ("rna", "adt") if m in measured]:
                     rate = base[m] * fold[group] * effect[m]
                     library = rng.lognormal(np.log(libraries[m]), 0.3)
                     mean = rate / rate.sum() * library * rng.gamma(10.0, 0.1, N_FEATURES)
