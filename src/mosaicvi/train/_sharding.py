@@ -20,6 +20,9 @@ per worker) train; the gain is that each device holds ``1 / num_replicas`` of th
 
 Shards are padded by wrapping around (as ``DistributedSampler`` pads) so that every process has
 the same number of cells and minibatches; the padding repeats at most ``num_replicas - 1`` cells.
+Under ``load_data_on_device="auto"`` each process decides from its own free memory; one that
+loads per minibatch draws from scvi-tools' sampler instead, with as many minibatches per epoch,
+so the processes stay in step.
 """
 
 from __future__ import annotations
