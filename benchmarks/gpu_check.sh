@@ -11,8 +11,9 @@
 #   2. 10^6 cells x 3 modalities, MosaicVI: 300 timed steps after 30 warm-up steps (seconds per
 #      epoch extrapolated from the timed steps; peak host RSS above the imports / sparse input).
 #   3. 10^6 cells RNA+ATAC, MosaicVI and MULTIVI, 300 timed steps each.
-#   4. Batch-size sweep at 10^5 (MosaicVI, 512 and 2048; learning rate unchanged): speed only,
-#      the input for choosing a larger accelerator minibatch (its scib check is a separate run).
+#   4. Batch-size sweep at 10^5 (MosaicVI, 512 and 2048; learning rate unchanged): speed only.
+#      The default stays 128 on every device: on the SNARE-seq mosaic at equal epochs, 512 and
+#      1024 (lr scaled by sqrt) lowered the scib total (results/snareseq_mosaic_batch_size.md).
 #   5. Per-step split (forward / backward / update / rest) at 10^5, device-resident data on and
 #      off (benchmarks/profile_host.py; on a GPU it synchronises around each part, so compare
 #      the two rows with each other only), and the two loaders alone (ms per minibatch).

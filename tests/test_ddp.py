@@ -1,4 +1,4 @@
-"""Two-process DDP on the CPU (gloo): sharded minibatches, replicated weights and graph, early stopping.
+"""Two-process DDP on the CPU (gloo): sharded minibatches and data, replicated weights, early stopping.
 
 Lightning's "ddp" re-launches the running script for rank 1, so the training runs in a small
 script (``tests/scripts/ddp_train.py``) in a subprocess; each rank writes a JSON record.
@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 
 from mosaicvi.train._labelled_splitter import DistributedLabelledBatchSampler
+from mosaicvi.train._sharding import ShardBatchSampler
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 
 
-#: Rank 0's weights after each mode, to compare the device-resident runs with the reference.
-_WEIGHTS: dict[str, float] = {}
+#: Rank 0's history keys after each mode, to compare the device-resident runs with the reference.
+_HISTORY_KEYS: dict[str, list[str]] = {}
 
 
 @pytest.mark.parametrize("mode", ["plain", "labelled", "plain,resident", "labelled,resident"])
@@ -46,12 +47,22 @@ def test_two_process_ddp_on_cpu(tmp_path, mode):
     # Weights (synchronised updates) and graph buffers are identical on both processes.
     assert ranks[0]["parameters"] == pytest.approx(ranks[1]["parameters"], rel=1e-9)
     assert ranks[0]["buffers"] == ranks[1]["buffers"]
-    # Device-resident data (``load_data_on_device=True``) draw the reference loader's shards:
-    # the same weights as the reference run of the same mode (run before it in this module).
-    _WEIGHTS[mode] = ranks[0]["parameters"]
+    # Device-resident data (``load_data_on_device=True``): each process holds its own shard of
+    # the cells, about half of them (padding repeats at most one training and one validation
+    # cell), and the shards cover every cell. Every minibatch drew only cells of its process's
+    # shard (the resident data refuse others), and the history has the reference run's keys.
+    _HISTORY_KEYS[mode] = ranks[0]["history_keys"]
     reference = mode.removesuffix(",resident")
-    if reference != mode and reference in _WEIGHTS:
-        assert _WEIGHTS[mode] == pytest.approx(_WEIGHTS[reference], rel=1e-6)
+    if reference == mode:
+        assert ranks[0]["resident_rows"] is None
+        return
+    shards = [set(record["resident_rows"]) for record in ranks]
+    n_obs = ranks[0]["n_obs"]
+    assert all(n_obs / 2 <= len(shard) <= n_obs / 2 + 2 for shard in shards)
+    assert len(shards[0] & shards[1]) <= 2
+    assert shards[0] | shards[1] == set(range(n_obs))
+    if reference in _HISTORY_KEYS:
+        assert _HISTORY_KEYS[mode] == _HISTORY_KEYS[reference]
 
 
 def test_labelled_sampler_shards_one_shared_shuffle():
@@ -71,3 +82,40 @@ def test_labelled_sampler_shards_one_shared_shuffle():
     assert all(sum(labelled[i] for i in b) == 2 for bs in batches for b in bs)
     shards[0].set_epoch(2)
     assert list(shards[0]) != batches[0]
+
+
+def test_shard_samplers_hold_fixed_disjoint_shards_reshuffled_each_epoch():
+    shards = [ShardBatchSampler(101, 16, False, num_replicas=2, rank=r, seed=3) for r in (0, 1)]
+    positions = [set(s.positions.tolist()) for s in shards]
+    assert len(shards[0]) == len(shards[1]) == 4  # 51 cells each (one repeated as padding)
+    assert len(positions[0]) == len(positions[1]) == 51
+    assert len(positions[0] & positions[1]) <= 1
+    assert positions[0] | positions[1] == set(range(101))
+    first = [np.concatenate(list(s)) for s in shards]
+    for sampler, drawn, shard in zip(shards, first, positions, strict=True):
+        assert sorted(drawn.tolist()) == sorted(sampler.positions.tolist())  # each once
+        sampler.set_epoch(1)
+        again = np.concatenate(list(sampler))
+        assert set(again.tolist()) == shard and not np.array_equal(again, drawn)
+
+
+def test_sharded_labelled_sampler_keeps_the_labelled_share_within_its_shard():
+    labelled = np.zeros(100, dtype=bool)
+    labelled[::5] = True
+    shards = [
+        DistributedLabelledBatchSampler(
+            labelled, 10, 0.2, num_replicas=2, rank=r, seed=3
+        ).sharded()
+        for r in (0, 1)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 5  # 40 unlabelled cells / 8 per batch
+    batches = [list(s) for s in shards]
+    drawn = [{i for b in bs for i in b} for bs in batches]
+    for shard, cells in zip(shards, drawn, strict=True):
+        assert cells <= set(shard.positions.tolist())
+    assert all(sum(labelled[i] for i in b) == 2 for bs in batches for b in bs)
+    unlabelled = [cells - set(np.flatnonzero(labelled)) for cells in drawn]
+    assert not unlabelled[0] & unlabelled[1]
+    assert unlabelled[0] | unlabelled[1] == set(np.flatnonzero(~labelled))
+    labelled_shards = [set(s.labelled.tolist()) for s in shards]
+    assert not labelled_shards[0] & labelled_shards[1]

@@ -16,7 +16,11 @@ from scvi.train import TrainingPlan
 
 import mosaicvi
 from mosaicvi.train._data_splitter import SparseDataSplitter
-from mosaicvi.train._device_data import DeviceResidentData, DeviceResidentLoader
+from mosaicvi.train._device_data import (
+    DeviceResidentData,
+    DeviceResidentLoader,
+    resident_nbytes,
+)
 from mosaicvi.train._epoch_metrics import EpochMetricsMixin
 
 
@@ -169,3 +173,25 @@ def test_bf16_autocast_trains_finite(synthetic_mosaic_factory):
     assert np.isfinite(model.history["elbo_train"].to_numpy(float)).all()
     assert all(p.dtype == torch.float32 for p in model.module.parameters())
     assert np.isfinite(model.get_latent_representation()).all()
+
+
+def test_resident_shard_gathers_its_cells_and_refuses_others(synthetic_mosaic_factory):
+    mdata = synthetic_mosaic_factory()
+    mosaicvi.MosaicVI.setup_mudata(mdata, batch_key="batch")
+    model = mosaicvi.MosaicVI(mdata, n_latent=4, n_hidden=16)
+    manager = model.adata_manager
+    held = np.arange(0, 400, 2)  # a DDP process's shard: every other cell
+    data = DeviceResidentData(manager, "cpu", rows=held)
+    assert data.n_rows == 200
+    assert resident_nbytes(manager, held) < resident_nbytes(manager)
+    cells = np.array([398, 0, 6, 6, 250])
+    local = data.local_rows(cells)
+    batch = data.gather(
+        torch.as_tensor(local),
+        {k: v[0] for k, v in data.minibatch_nnz(local, np.array([0])).items()},
+    )
+    for key in ("x_rna", "x_atac", "x_adt"):
+        want = manager.get_from_registry(key)[cells].toarray()
+        np.testing.assert_array_equal(batch[key].to_dense().numpy(), want)
+    with pytest.raises(RuntimeError, match="does not hold"):
+        data.local_rows(np.array([0, 1]))

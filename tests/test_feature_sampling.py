@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import mosaicvi
+from mosaicvi.module import _closed_feature_sampling as sampling
 from mosaicvi.nn import ModalityDecoder
-from mosaicvi.nn._feature_sampling import sample_feature_columns
+from mosaicvi.nn._feature_sampling import feature_capacity, sample_feature_columns
 from mosaicvi.nn._sparse import row_nnz
 
 
@@ -114,4 +115,84 @@ def test_model_samples_closed_peaks_only_while_training(synthetic_mosaic):
     _, generative = model.module(tensors, compute_loss=False)
     assert generative["px"]["atac"]["logits"].shape[1] == n_peaks
     model.train(max_epochs=2, batch_size=64, accelerator="cpu", enable_progress_bar=False)
+    assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()
+
+
+def _nll(decoder, data, z, batch, columns):
+    params = decoder(z, batch, row_nnz(data), columns=columns)
+    return decoder.negative_log_likelihood(data, params)
+
+
+def _bernoulli_decoder(x: torch.Tensor):
+    decoder = ModalityDecoder(4, x.shape[1], n_batch=1, likelihood="bernoulli", n_hidden=8).eval()
+    return decoder, torch.randn(x.shape[0], 4), torch.zeros(x.shape[0], dtype=torch.long)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_fixed_size_sample_is_the_same_estimate_while_the_kept_features_fit(layout):
+    # On an accelerator the sample has a fixed size (no read-back): with room for every kept
+    # feature, it decodes them plus padding of weight 0, and the loss is the same.
+    torch.manual_seed(0)
+    x = sparse_binary_counts()
+    data = x.to_sparse_csr() if layout == "csr" else x
+    decoder, z, batch = _bernoulli_decoder(x)
+    torch.manual_seed(1)
+    variable = sample_feature_columns(data, 0.2)
+    torch.manual_seed(1)
+    fixed = sample_feature_columns(data, 0.2, capacity=len(variable.columns) + 7)
+    assert len(fixed.columns) == len(variable.columns) + 7 and fixed.weighted_open
+    assert torch.equal(fixed.columns[fixed.weight > 0], variable.columns)
+    torch.testing.assert_close(fixed.weight[fixed.weight > 0], variable.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            _nll(decoder, data, z, batch, fixed), _nll(decoder, data, z, batch, variable)
+        )
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("capacity", [20, 6], ids=["closed-overflow", "open-overflow"])
+def test_fixed_size_sample_stays_unbiased_beyond_its_capacity(layout, capacity):
+    torch.manual_seed(0)
+    x = sparse_binary_counts()
+    n_open = int((x > 0).any(0).sum())
+    assert capacity < n_open + 0.5 * (x.shape[1] - n_open)  # kept features overflow it
+    data = x.to_sparse_csr() if layout == "csr" else x
+    decoder, z, batch = _bernoulli_decoder(x)
+    with torch.no_grad():
+        full = decoder.negative_log_likelihood(data, decoder(z, batch, row_nnz(x)))
+        estimates = torch.stack(
+            [
+                _nll(decoder, data, z, batch, sample_feature_columns(data, 0.5, capacity))
+                for _ in range(1000)
+            ]
+        )
+    assert not torch.allclose(estimates[0], full)
+    standard_error = estimates.std(0) / len(estimates) ** 0.5
+    assert torch.all((estimates.mean(0) - full).abs() < 5 * standard_error + 1e-4)
+
+
+def test_feature_capacity_leaves_a_margin_within_the_features():
+    assert feature_capacity(1000, 50_000) == 1280  # 1.25 x, a multiple of 64
+    assert feature_capacity(1000, 1100) == 1100
+
+
+def test_accelerator_path_trains_with_fixed_size_samples(synthetic_mosaic, monkeypatch):
+    # Off the CPU the first step sizes the samples (one read-back), later steps decode a fixed
+    # number of features; forced here on the CPU.
+    monkeypatch.setattr(sampling, "reads_back_freely", lambda device: False)
+    sizes = []
+    original = sampling.sample_feature_columns
+
+    def spy(x, fraction, capacity=None):
+        sample = original(x, fraction, capacity)
+        sizes.append((capacity, len(sample.columns)))
+        return sample
+
+    monkeypatch.setattr(sampling, "sample_feature_columns", spy)
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    model = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=16, n_hidden_decoder=16)
+    model.train(max_epochs=2, batch_size=64, accelerator="cpu", enable_progress_bar=False)
+    capacity = model.module._feature_capacities["atac"]
+    assert sizes[0][0] is None and capacity == feature_capacity(sizes[0][1], 200)
+    assert len(sizes) > 2 and all(size == (capacity, capacity) for size in sizes[1:])
     assert np.isfinite(model.history["elbo_train"].to_numpy(dtype=float)).all()

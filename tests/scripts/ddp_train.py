@@ -85,7 +85,11 @@ def main() -> None:
     trainer = model.trainer
     rank = trainer.global_rank
     module = model.module
+    resident = getattr(trainer.datamodule, "resident", None)
     result = {
+        "n_obs": mdata.n_obs,
+        "resident_rows": None if resident is None else np.asarray(resident.rows).tolist(),
+        "history_keys": sorted(model.history),
         "rank": rank,
         "world_size": trainer.world_size,
         "steps": record.steps,

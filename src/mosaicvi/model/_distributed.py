@@ -2,9 +2,10 @@
 
 scvi-tools turns early stopping off under DDP; MosaicVI keeps it by adding Lightning's own
 :class:`~lightning.pytorch.callbacks.EarlyStopping`, whose stop decision is shared by all
-processes. The data splitters shard minibatches per process (``distributed_sampler``); the
-presence masks travel with each minibatch and the guidance graph is a set of module buffers,
-which DDP broadcasts from rank 0 when training starts.
+processes. The data splitters shard minibatches per process (``distributed_sampler``); with
+device-resident data each process holds only its shard of the cells
+(:mod:`mosaicvi.train._sharding`). The presence masks travel with each minibatch and the
+guidance graph is a set of module buffers, which DDP broadcasts from rank 0 when training starts.
 """
 
 from __future__ import annotations

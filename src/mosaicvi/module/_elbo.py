@@ -8,7 +8,7 @@ import torch
 from scvi.module.base import LossOutput
 
 from mosaicvi._constants import MODULE_KEYS, modality_registry_key
-from mosaicvi.nn._sparse import gather_rows
+from mosaicvi.nn._sparse import gather_rows, select_rows
 
 if TYPE_CHECKING:
     from mosaicvi.module import MosaicVAE
@@ -28,11 +28,16 @@ def reconstruction_terms(
     qz = inference_outputs[MODULE_KEYS.QZ_KEY]
     cell_index = inference_outputs[MODULE_KEYS.CELL_INDEX_KEY]
     sample_weight = inference_outputs[MODULE_KEYS.SAMPLE_WEIGHT_KEY]
+    # One sample per cell: the decoded rows are the cells that measured the modality, in order,
+    # and setup leaves the other rows empty, so selecting them needs no read-back of their
+    # count of stored values (as gathering arbitrary rows does).
+    one_per_cell = inference_outputs[MODULE_KEYS.POSTERIOR_KEY].n_components == 1
     reconstruction = {}
     for m in module.modality_names:
         rows = generative_outputs[MODULE_KEYS.ROWS_KEY][m]
         cells = cell_index[rows]
-        x = gather_rows(tensors[modality_registry_key(m)], cells)
+        x = tensors[modality_registry_key(m)]
+        x = select_rows(x, rows) if one_per_cell else gather_rows(x, cells)
         nll = module.decoders[m].negative_log_likelihood(
             x, generative_outputs[MODULE_KEYS.PX_KEY][m]
         )

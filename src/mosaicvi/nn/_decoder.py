@@ -156,6 +156,8 @@ class ModalityDecoder(nn.Module):
         params = self.likelihood.parameters(logits, library, batch_index, batch_parameters)
         if columns is not None:
             params.update(columns=index, column_weight=columns[1])
+            if getattr(columns, "weighted_open", False):
+                params["weighted_open"] = True
         if feature_mask is not None:
             params["feature_mask"] = feature_mask
         return params

@@ -330,10 +330,13 @@ class BernoulliLikelihood(Likelihood):
 
         With ``params["columns"]`` (sorted feature indices that include every feature open in
         ``x``; see :func:`~mosaicvi.nn._feature_sampling.sample_feature_columns`), the logits hold
-        only those features and the first sum is weighted by ``params["column_weight"]``.
+        only those features and the first sum is weighted by ``params["column_weight"]``. With
+        ``params["weighted_open"]`` (a fixed-size sample) the columns may leave open features
+        out, which then contribute nothing, and the weights apply to both sums.
         """
         logits, columns = params["logits"], params.get("columns")
         column_weight, mask = params.get("column_weight"), params.get("feature_mask")
+        weighted_open = columns is not None and params.get("weighted_open", False)
         terms = F.softplus(logits)
         if mask is not None:  # columns unmeasured by a cell's batch (feature masks)
             terms = torch.where(mask, terms, torch.zeros((), dtype=terms.dtype))
@@ -341,17 +344,25 @@ class BernoulliLikelihood(Likelihood):
         if is_sparse(x):
             rows = row_ids(x)
             cols = x.col_indices()
+            open_ = x.values() > 0
             if columns is not None:
                 cols = torch.searchsorted(columns, cols)
-            open_ = x.values() > 0
+            if weighted_open:
+                cols = cols.clamp(max=columns.shape[0] - 1)
+                open_ = open_ & (columns[cols] == x.col_indices())
             if mask is not None:
                 open_ = open_ & mask[rows, cols]
             observed = logits[rows, cols] * open_.to(logits.dtype)
+            if weighted_open:
+                observed = observed * column_weight.to(logits.dtype)[cols]
             return nll.index_add(0, rows, -observed)
         if columns is not None:
             x = x[:, columns]
         open_ = x > 0 if mask is None else (x > 0) & mask
-        return nll - (open_.to(logits.dtype) * logits).sum(-1)
+        observed = open_.to(logits.dtype) * logits
+        if weighted_open:
+            observed = observed * column_weight.to(logits.dtype)
+        return nll - observed.sum(-1)
 
     def mean(self, params) -> torch.Tensor:
         return torch.sigmoid(params["logits"])

@@ -27,7 +27,10 @@ def row_ids(x: torch.Tensor) -> torch.Tensor:
     """Row index of every stored value of a CSR tensor."""
     crow = x.crow_indices()
     counts = crow[1:] - crow[:-1]
-    return torch.repeat_interleave(torch.arange(x.shape[0], device=x.device), counts)
+    # ``output_size`` (the stored values, known without reading the device) spares a host sync.
+    return torch.repeat_interleave(
+        torch.arange(x.shape[0], device=x.device), counts, output_size=x.col_indices().shape[0]
+    )
 
 
 def with_values(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

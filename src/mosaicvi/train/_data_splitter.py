@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from scvi.dataloaders import DataSplitter
 
@@ -12,6 +13,7 @@ from mosaicvi.train._device_data import (
     DeviceResidentLoader,
     resolve_load_on_device,
 )
+from mosaicvi.train._sharding import distributed_replicas, sampler_positions, sharded_sampler
 
 if TYPE_CHECKING:
     from scvi.data import AnnDataManager
@@ -33,7 +35,8 @@ class SparseDataSplitter(DataSplitter):
         (:class:`~mosaicvi.train._device_data.DeviceResidentLoader`: the same minibatches as the
         reference loader, no per-step host work or copy). ``"auto"``: on a CUDA device when the
         data fit in a share of its free memory, never on the CPU. ``False``: scvi-tools'
-        loader, which slices each minibatch on the host.
+        loader, which slices each minibatch on the host. Under DDP each process holds only its
+        shard of the cells (:mod:`~mosaicvi.train._sharding`: fixed shards, reshuffled within).
     **kwargs
         Passed to :class:`scvi.dataloaders.DataSplitter`.
     """
@@ -59,17 +62,50 @@ class SparseDataSplitter(DataSplitter):
         return trainer.strategy.root_device
 
     def setup(self, stage: str | None = None):
-        """Split the cells; move the data to the device when it is to be resident there."""
+        """Split the cells; move the data (this process's shard) to the device when resident."""
         super().setup(stage)
+        self.adjust_split()
         device = self.device
         if self.resident is not None and self.resident.device == device:
             return
         self.resident = None
-        if resolve_load_on_device(self.load_data_on_device, self.adata_manager, device):
-            self.resident = DeviceResidentData(self.adata_manager, device)
+        if self.load_data_on_device is False:
+            return
+        rows = self._shard_rows()
+        if resolve_load_on_device(self.load_data_on_device, self.adata_manager, device, rows):
+            self.resident = DeviceResidentData(self.adata_manager, device, rows)
+
+    def adjust_split(self) -> None:
+        """Change scvi-tools' split of the cells (``train_idx``, ``val_idx``); here: none."""
+
+    def _replicas(self) -> dict[str, int] | None:
+        """The DDP job when minibatches are sharded across processes, else ``None``."""
+        if not self.data_loader_kwargs.get("distributed_sampler", False):
+            return None
+        return distributed_replicas()
+
+    def _shard_rows(self) -> np.ndarray | None:
+        """Cells this process's training and validation minibatches draw (``None``: all)."""
+        replicas = self._replicas()
+        if replicas is None:
+            return None
+        loaders = [self.train_dataloader(), self.val_dataloader()]  # the reference loaders
+        rows = [
+            np.asarray(loader.indices)[
+                sampler_positions(sharded_sampler(loader.sampler, replicas))
+            ]
+            for loader in loaders
+            if loader is not None
+        ]
+        return np.unique(np.concatenate(rows))
 
     def _resident(self, loader):
-        return loader if self.resident is None else DeviceResidentLoader(self.resident, loader)
+        """``loader``'s minibatches gathered from the resident data (``loader`` if none)."""
+        if self.resident is None:
+            return loader
+        replicas = self._replicas()
+        sampler = None if replicas is None else sharded_sampler(loader.sampler, replicas)
+        return DeviceResidentLoader(self.resident, loader, sampler)
 
     def train_dataloader(self):
         """Training minibatches (gathered on the device when the data are resident there)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scvi
 import torch
 from scvi import REGISTRY_KEYS
 from torch.utils.data import DistributedSampler, Sampler, default_convert
 
 from mosaicvi.train._data_splitter import SparseDataSplitter
+from mosaicvi.train._sharding import distributed_replicas, shard_positions, stream_seed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,8 +66,10 @@ class LabelledBatchSampler(Sampler):
         rank: int = 0,
         seed: int = 0,
     ):
+        self.mask = np.asarray(labelled, dtype=bool)
         self.labelled = np.flatnonzero(labelled)
         self.unlabelled = np.flatnonzero(~labelled)
+        self.batch_size, self.labelled_fraction = batch_size, labelled_fraction
         self.n_labelled = max(1, int(batch_size * labelled_fraction))
         self.n_unlabelled = max(1, batch_size - self.n_labelled)
         self.num_replicas, self.rank, self.seed, self.epoch = num_replicas, rank, seed, 0
@@ -91,20 +93,33 @@ class LabelledBatchSampler(Sampler):
         while True:
             yield from self.labelled[self._permutation(len(self.labelled), generator)]
 
+    def _generator(self) -> torch.Generator | None:
+        """The epoch's random stream: shared by the processes of a DDP job, else global."""
+        if self.num_replicas == 1:
+            return None
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        return generator
+
+    def _rounds(self) -> int:
+        """Minibatches drawn per epoch (each process keeps every ``num_replicas``-th)."""
+        return len(self) * self.num_replicas
+
+    def _keeps(self, j: int) -> bool:
+        """Whether this process keeps the epoch's ``j``-th minibatch."""
+        return j % self.num_replicas == self.rank
+
     def __iter__(self) -> Iterator[list[int]]:
-        generator = None
-        if self.num_replicas > 1:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            self.epoch += 1
+        generator = self._generator()
         order = self.unlabelled[self._permutation(len(self.unlabelled), generator)]
         stream = self._labelled_stream(generator)
         # Every process draws every minibatch (keeping the shared stream in step) and keeps its
         # share; the last round wraps around so that all get len(self) minibatches.
-        for j in range(len(self) * self.num_replicas):
+        for j in range(self._rounds()):
             i = j % self.n_batches
             chunk = order[i * self.n_unlabelled : (i + 1) * self.n_unlabelled].tolist()
             labelled = [int(next(stream)) for _ in range(self.n_labelled)]
-            if j % self.num_replicas == self.rank:
+            if self._keeps(j):
                 yield chunk + labelled
 
 
@@ -138,9 +153,8 @@ class SemiSupervisedDataSplitter(SparseDataSplitter):
             # validation cells (moving them all to training left none to validate on).
             self.labelled = None
 
-    def setup(self, stage: str | None = None):
-        """Split as scvi-tools does, then move labelled validation cells to training."""
-        super().setup(stage)
+    def adjust_split(self) -> None:
+        """Move the labelled validation cells of scvi-tools' split to training."""
         if self.labelled is None:
             return
         moved = self.labelled[self.val_idx]
@@ -185,16 +199,50 @@ class DistributedLabelledBatchSampler(LabelledBatchSampler, DistributedSampler):
     def __init__(self, *args, **kwargs):
         LabelledBatchSampler.__init__(self, *args, **kwargs)
 
+    def sharded(self) -> ShardedLabelledBatchSampler:
+        """The same minibatches' make-up drawn from this process's fixed shard only."""
+        return ShardedLabelledBatchSampler(
+            self.mask,
+            self.batch_size,
+            self.labelled_fraction,
+            num_replicas=self.num_replicas,
+            rank=self.rank,
+            seed=self.seed,
+        )
 
-def distributed_replicas() -> dict[str, int] | None:
-    """``num_replicas``, ``rank`` and a shared ``seed`` of a running DDP job, else ``None``."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return None
-    return {
-        "num_replicas": torch.distributed.get_world_size(),
-        "rank": torch.distributed.get_rank(),
-        "seed": int(scvi.settings.seed or 0),
-    }
+
+class ShardedLabelledBatchSampler(LabelledBatchSampler):
+    """:class:`LabelledBatchSampler` over one DDP process's fixed shard of the cells.
+
+    The labelled and the unlabelled cells are sharded separately
+    (:func:`~mosaicvi.train._sharding.shard_positions`), so that every shard keeps the share
+    of labelled cells; each epoch is a pass over the shard's unlabelled cells, in an order of
+    this process's own (seeded by the seed, the rank and the epoch). All processes draw the
+    same number of minibatches. Used with device-resident data, where each process holds only
+    its shard (:attr:`positions`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        shard = {"num_replicas": self.num_replicas, "rank": self.rank, "seed": self.seed}
+        self.labelled = self.labelled[shard_positions(len(self.labelled), **shard)]
+        self.unlabelled = self.unlabelled[shard_positions(len(self.unlabelled), **shard)]
+        #: Every position this sampler can draw.
+        self.positions = np.union1d(self.labelled, self.unlabelled)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def _generator(self) -> torch.Generator:
+        generator = torch.Generator().manual_seed(stream_seed(self.seed, self.rank, self.epoch))
+        self.epoch += 1
+        return generator
+
+    def _rounds(self) -> int:
+        return self.n_batches
+
+    def _keeps(self, j: int) -> bool:
+        return True
 
 
 def _single_minibatch(items: list[dict]) -> dict:
