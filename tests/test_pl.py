@@ -144,12 +144,14 @@ def test_confusion_matrix_rows_normalised_and_ordered():
     predicted = pd.Series(
         pd.Categorical(["B", "T", "B", "T"], categories=["T", "B"]), index=["c2", "c3", "c4", "c1"]
     )
-    ax = mosaicvi.pl.confusion_matrix(truth, predicted, show=False)
+    with plt.rc_context({"axes.grid": True}):  # as scanpy's set_figure_params
+        ax = mosaicvi.pl.confusion_matrix(truth, predicted, show=False)
     assert _tick_labels(ax.xaxis) == ["T", "B", "NK"]
     assert _tick_labels(ax.yaxis) == ["T (1)", "B (2)", "NK (1)"]
     matrix = ax.get_images()[0].get_array()
     np.testing.assert_allclose(matrix, [[1, 0, 0], [0.5, 0.5, 0], [0, 1, 0]])
     assert ax.get_xlabel() == "predicted"
+    assert not any(line.get_visible() for line in ax.get_xgridlines())  # no grid over it
     counts = mosaicvi.pl.confusion_matrix(
         truth.to_numpy(), ["T", "B", "T", "B"], normalize=None, show=False
     )

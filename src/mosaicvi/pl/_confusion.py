@@ -105,6 +105,7 @@ def confusion_matrix(
     ax.set_yticks(
         np.arange(len(order)), [f"{c} ({int(n)})" for c, n in zip(order, counts, strict=True)]
     )
+    ax.grid(False)  # scanpy's figure style draws a grid over the image
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (cells)")
     if show:
