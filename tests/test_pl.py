@@ -136,3 +136,35 @@ def test_plots_return_none_when_shown(trained, monkeypatch):
     assert mosaicvi.pl.attention_weights(model.get_attention_weights(), mdata.obs["batch"]) is None
     assert mosaicvi.pl.modality_presence(mdata, "batch") is None
     assert len(shown) == 3
+
+
+def test_confusion_matrix_rows_normalised_and_ordered():
+    truth = pd.Series(["T", "B", "B", "NK"], index=["c1", "c2", "c3", "c4"])
+    # predict()'s categories (the model's classes) order the axes; Series align by name.
+    predicted = pd.Series(
+        pd.Categorical(["B", "T", "B", "T"], categories=["T", "B"]), index=["c2", "c3", "c4", "c1"]
+    )
+    with plt.rc_context({"axes.grid": True}):  # as scanpy's set_figure_params
+        ax = mosaicvi.pl.confusion_matrix(truth, predicted, show=False)
+    assert _tick_labels(ax.xaxis) == ["T", "B", "NK"]
+    assert _tick_labels(ax.yaxis) == ["T (1)", "B (2)", "NK (1)"]
+    matrix = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(matrix, [[1, 0, 0], [0.5, 0.5, 0], [0, 1, 0]])
+    assert ax.get_xlabel() == "predicted"
+    assert not any(line.get_visible() for line in ax.get_xgridlines())  # no grid over it
+    counts = mosaicvi.pl.confusion_matrix(
+        truth.to_numpy(), ["T", "B", "T", "B"], normalize=None, show=False
+    )
+    assert _tick_labels(counts.xaxis) == ["B", "NK", "T"]  # no categories: sorted
+    np.testing.assert_array_equal(
+        counts.get_images()[0].get_array(), [[1, 0, 1], [1, 0, 0], [0, 0, 1]]
+    )
+
+
+def test_confusion_matrix_bad_input():
+    with pytest.raises(ValueError, match="one label per cell"):
+        mosaicvi.pl.confusion_matrix(["a", "b"], ["a"], show=False)
+    with pytest.raises(ValueError, match="missing for 1 cells"):
+        mosaicvi.pl.confusion_matrix(pd.Series(["a", None]), ["a", "a"], show=False)
+    with pytest.raises(ValueError, match="`normalize`"):
+        mosaicvi.pl.confusion_matrix(["a"], ["a"], normalize="all", show=False)

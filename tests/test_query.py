@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import mudata
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from mosaicvi import MosaicVI
 from mosaicvi.model._query import query_train_arguments
@@ -236,3 +239,28 @@ def test_query_batches_registered_without_reference_cells_are_fitted(synthetic_m
     after = query_model.module.state_dict()[table]
     assert not torch.equal(after[0], before[0])  # b1 (RNA-only query cells) was fitted
     np.testing.assert_array_equal(after[2:].numpy(), before[2:].numpy())
+
+
+class RecordModuleMode(Callback):
+    """Record whether the module was in training mode at each training step."""
+
+    def __init__(self):
+        self.modes: list[bool] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.modes.append(pl_module.module.training)
+
+
+def test_query_fit_starts_in_training_mode_without_lightning_warning(reference):
+    """``load_query_data`` leaves the module in eval mode; the fit switches it before Lightning
+    checks (it warned "Found 88 module(s) in eval mode at the start of training")."""
+    model, _, factory = reference
+    query_model = MosaicVI.load_query_data(query_data(factory), model, accelerator="cpu")
+    assert not query_model.module.training
+    recorder = RecordModuleMode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        query_model.train(max_epochs=1, max_steps=2, callbacks=[recorder], **FIT)
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert recorder.modes == [True, True]
+    assert not query_model.module.training  # evaluation mode again for the outputs

@@ -26,6 +26,7 @@ def test_there_are_tutorials():
         "snareseq_mosaic",
         "guidance_graph_bmmc",
         "differential_features",
+        "reference_mapping",
     }
 
 

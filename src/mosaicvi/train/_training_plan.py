@@ -83,14 +83,21 @@ class MosaicTrainingPlan(
 
         return create
 
-    def on_train_start(self) -> None:
-        """Put the module in training mode before the first step.
+    def on_fit_start(self) -> None:
+        """Put the module in training mode when a fit starts.
 
-        scvi-tools leaves a module in evaluation mode after training and after loading, and
-        Lightning (2.5 and later) no longer switches it back when a new fit starts, so a second
-        ``train()`` (continued training, fine-tuning a loaded model) would otherwise run without
-        dropout, modality drop-out or closed-feature sampling.
+        scvi-tools leaves a module in evaluation mode after training and after loading (a query
+        model of ``load_query_data`` too), and Lightning (2.5 and later) no longer switches it
+        back when a new fit starts, so a second ``train()`` (continued training, fine-tuning a
+        loaded model, a query fit) would otherwise run without dropout, modality drop-out or
+        closed-feature sampling. Done here, before Lightning checks the modules' modes (which it
+        does before ``on_train_start``), so that no fit warns "Found N module(s) in eval mode".
         """
+        super().on_fit_start()
+        self.module.train()
+
+    def on_train_start(self) -> None:
+        """Training mode again before the first step (a sanity check may have run in between)."""
         super().on_train_start()
         self.module.train()
 
