@@ -1,7 +1,8 @@
 """Run one benchmark task: ``python benchmarks/run.py --task <task> [options]``.
 
 Tasks (``benchmarks/README.md`` says what each measures and where its table is):
-speed, mosaic, diagonal, imputation, fusion, family, cross-panel, bmmc-panels, query.
+speed, mosaic, diagonal, imputation, adt-imputation, fusion, family, cross-panel, bmmc-panels,
+query.
 ``--task <task> --help`` lists that task's own options next to the common ones.
 
 Usage::

@@ -106,6 +106,52 @@ def test_imputed_atac_does_not_use_the_missing_library(trained):
     assert 0.5 < without / measured < 2.0  # an observed library of 0 would give ~0
 
 
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def test_cell_library_observed_where_measured_predicted_elsewhere(trained):
+    """``library_size="cell"``: ATAC at each cell's own open peaks, else the library its RNA or
+    ADT library predicts (a line fitted on the cells that measured both); the logits move by
+    ``log(library / median)``."""
+    model, mdata = trained
+    kwargs = {"modality": "atac", "use_z_mean": True, "return_numpy": True}
+    typical = _logit(model.get_normalized_expression(**kwargs))
+    per_cell = _logit(model.get_normalized_expression(library_size="cell", **kwargs))
+    shift = per_cell - typical
+    assert np.allclose(shift, shift[:, :1], atol=1e-3)  # one offset per cell
+    reference = float(model.module.decoders["atac"].log_library_reference)
+    open_peaks = pd.Series(np.diff(sp.csr_matrix(mdata["atac"].X).indptr), mdata["atac"].obs_names)
+    measured = _cells_of(mdata, ["b3", "b4"])
+    own = np.log(open_peaks[mdata.obs_names[measured]].clip(lower=1).to_numpy())
+    assert np.allclose(shift[measured, 0], own - reference, atol=1e-3)
+
+    def log_library(modality, batches):
+        x = mdata[modality][mdata[modality].obs["batch"].isin(batches)].X
+        return np.log(np.maximum(np.asarray(x.sum(1)).ravel(), 1.0))
+
+    slope, intercept = np.polyfit(
+        log_library("rna", ["b3", "b4"]), np.log(open_peaks.clip(lower=1)), 1
+    )
+    rna_only = _cells_of(mdata, ["b1"])
+    expected = intercept + slope * log_library("rna", ["b1"]) - reference
+    assert np.allclose(shift[rna_only, 0], expected, atol=1e-3)
+    assert np.ptp(shift[rna_only, 0]) > 0.01  # the cells differ, unlike at one library
+
+
+def test_cell_library_draws_and_imputed_anndata(trained):
+    model, mdata = trained
+    draws = model.posterior_predictive_sample(modality="rna", library_size="cell")
+    rna = mdata["rna"].X
+    observed = np.asarray(rna.sum(1)).ravel()
+    rows = mdata.obs_names.get_indexer(mdata["rna"].obs_names)
+    ratio = draws[rows].sum(1).mean() / observed.mean()
+    assert 0.7 < ratio < 1.3  # drawn at the cells' own totals, not at library 1
+    imputed = model.get_imputed("atac", library_size="cell")
+    assert imputed.shape == (mdata.n_obs, mdata["atac"].n_vars)
+
+
 def test_transform_batch_only_into_batches_that_measured(trained):
     model, mdata = trained
     cells = _cells_of(mdata, ["b1"])  # RNA-only cells

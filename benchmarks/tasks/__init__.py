@@ -15,4 +15,5 @@ TASKS = {
     "cross-panel": "cross_panel",
     "bmmc-panels": "bmmc_panels",
     "query": "query",
+    "adt-imputation": "adt_imputation",
 }

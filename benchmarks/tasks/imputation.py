@@ -10,7 +10,12 @@ SNARE-seq mouse cortex split into 4 paired, 4 RNA-only and 4 ATAC-only samples (
 
 next to a reference that predicts every cell as the average measured profile (no cell
 information). Both models decode from the posterior mean of ``z`` with their default batch
-handling. Finally ``MosaicVI.differential_features`` ranks genes per coarse cell type
+handling. Every MosaicVI model also gets a row ``<name>, ATAC library_size='cell'``: its ATAC
+decoded at the library each RNA-only cell's RNA library predicts
+(``get_normalized_expression(library_size="cell")``; RNA columns empty), and the reference a row
+``Average profile, ATAC at RNA-predicted depth``: the average profile shifted on the logit scale
+by ``log(predicted / median open peaks)``, the prediction a line of log open peaks on log RNA
+counts fitted on the paired cells (the same depth information, without the model). Finally ``MosaicVI.differential_features`` ranks genes per coarse cell type
 (one-vs-rest) and the top 10 up-regulated genes of each are listed.
 
 ``--extra-runs`` adds MosaicVI rows with other settings (e.g. ``closed_feature_fraction``).
@@ -78,8 +83,9 @@ def top_genes(de: pd.DataFrame, fdr_column: str, n: int = 10) -> pd.DataFrame:
 def imputations(mosaic, cells, args) -> tuple[dict, dict, object]:
     """``{method: (ATAC of RNA-only cells, RNA of ATAC-only cells)}``, timings, default model."""
     models = train_mosaicvi_runs(mosaic, args, labels_key="cell_type")
-    imputed = {
-        name: (
+    imputed = {}
+    for name, (m, _) in models.items():
+        imputed[name] = (
             m.get_normalized_expression(
                 indices=cells["rna_only"], modality="atac", use_z_mean=True, return_numpy=True
             ),
@@ -87,8 +93,16 @@ def imputations(mosaic, cells, args) -> tuple[dict, dict, object]:
                 indices=cells["atac_only"], modality="rna", use_z_mean=True, return_numpy=True
             ),
         )
-        for name, (m, _) in models.items()
-    }
+        imputed[f"{name}, ATAC library_size='cell'"] = (
+            m.get_normalized_expression(
+                indices=cells["rna_only"],
+                modality="atac",
+                use_z_mean=True,
+                return_numpy=True,
+                library_size="cell",
+            ),
+            None,
+        )
     timings = {name: timing for name, (_, timing) in models.items()}
     if not args.skip_multivi:
         multivi, padded, timings["MULTIVI"] = train_multivi(mosaic, args)
@@ -105,7 +119,31 @@ def imputations(mosaic, cells, args) -> tuple[dict, dict, object]:
         np.broadcast_to(average["atac"], (len(cells["rna_only"]), len(average["atac"]))),
         np.broadcast_to(average["rna"], (len(cells["atac_only"]), len(average["rna"]))),
     )
+    imputed["Average profile, ATAC at RNA-predicted depth"] = (
+        depth_shifted(average["atac"], mosaic, cells["rna_only"]),
+        None,
+    )
     return imputed, timings, models["MosaicVI"][0]
+
+
+def depth_shifted(profile: np.ndarray, mosaic, rows: np.ndarray) -> np.ndarray:
+    """``profile`` (open fractions) for the cells ``rows`` at the depth their RNA predicts.
+
+    A line of log open peaks on log RNA counts, fitted on the cells with both; each cell's
+    logits move by ``log(predicted / median open peaks)`` (the Bernoulli decoders' offset).
+    """
+    names = mosaic.obs_names
+    rna, atac = mosaic["rna"], mosaic["atac"]
+    both = rna.obs_names.intersection(atac.obs_names)
+    rna_total = np.log(np.maximum(np.asarray(rna[both].X.sum(1)).ravel(), 1.0))
+    open_peaks = np.diff(sp.csr_matrix(atac.X).indptr)
+    slope, intercept = np.polyfit(
+        rna_total, np.log(np.maximum(open_peaks[atac.obs_names.get_indexer(both)], 1.0)), 1
+    )
+    cell_total = np.asarray(rna[names[rows]].X.sum(1)).ravel()
+    shift = intercept + slope * np.log(np.maximum(cell_total, 1.0)) - np.log(np.median(open_peaks))
+    p = np.clip(profile, 1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p) + shift[:, None])))
 
 
 def write_top_genes(model, args) -> None:
@@ -136,12 +174,13 @@ def run(args) -> None:
         imputed, timings, model = imputations(mosaic, cells, args)
         for method, (atac, rna) in imputed.items():
             atac = np.asarray(atac.toarray() if sp.issparse(atac) else atac, dtype=np.float32)
+            rna_scores = {} if rna is None else expression_scores(np.asarray(rna), truth["rna"])
             rows.append(
                 {
                     "method": method,
                     "seed": seed,
                     **accessibility_scores(atac, truth["atac"]),
-                    **expression_scores(np.asarray(rna), truth["rna"]),
+                    **rna_scores,
                     "train time (s)": timings.get(method, {}).get("train time (s)", np.nan),
                 }
             )

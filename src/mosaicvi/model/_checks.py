@@ -141,7 +141,7 @@ def decoding_library(module, modality: str, library_size: float | str | None) ->
     if isinstance(library_size, str):
         if library_size != "median":
             raise ValueError(
-                f"`library_size` must be a positive number, 'median' or None; got {library_size!r}."
+                f"`library_size` must be a positive number, 'median', 'cell' or None; got {library_size!r}."
             )
         return reference
     if not np.isfinite(library_size) or library_size <= 0:

@@ -695,7 +695,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         modality: str | None = None,
         transform_batch: str | Sequence[str] | None = None,
         feature_list: Sequence[str] | None = None,
-        library_size: float | Literal["median"] | None = None,
+        library_size: float | Literal["median", "cell"] | None = None,
         n_samples: int = 1,
         n_samples_overall: int | None = None,
         use_z_mean: bool = False,
@@ -708,7 +708,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """Normalised values of one modality for every cell, whether or not it measured it.
 
         Each cell is encoded from the modalities it measured and ``modality`` decoded from its
-        code (imputed where the cell lacks it), always at a fixed library, never the cell's own.
+        code (imputed where the cell lacks it), at one library (per cell: ``library_size="cell"``).
         :meth:`get_imputed` gives the same values as an AnnData for scanpy.
 
         Parameters
@@ -725,10 +725,10 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         feature_list
             Features to return (default: all features of ``modality``).
         library_size
-            Library to decode at. ``None``: 1 for count modalities (proportions, as scVI), for
-            ATAC the median open peaks of its measuring cells (accessibility probabilities of a
-            typical cell). ``"median"``: the median library of the measuring cells (total counts;
-            open features for ATAC). A number: that library.
+            Library to decode at. ``None``: 1 for count modalities (as scVI), for ATAC the median
+            open peaks of its measuring cells; ``"median"``: the measuring cells' median library;
+            ``"cell"``: each cell's own, or where it lacks ``modality`` the one its other
+            modalities' libraries predict (the hidden profile's likely depth). Or a number.
         n_samples
             Posterior samples of ``z`` per cell.
         n_samples_overall
@@ -770,7 +770,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         indices: Sequence[int] | None = None,
         modality: str | None = None,
         n_samples: int = 1,
-        library_size: float | Literal["median"] = "median",
+        library_size: float | Literal["median", "cell"] = "median",
         feature_list: Sequence[str] | None = None,
         batch_size: int | None = None,
         modalities: Sequence[str] | None = None,
@@ -791,7 +791,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_samples
             Draws per cell.
         library_size
-            Library to decode at: ``"median"`` (a typical measuring cell) or a number.
+            As :meth:`get_normalized_expression` (``"median"``, ``"cell"`` or a number).
         """
         arguments = dict(locals())  # every argument above, passed on by name
         del arguments["self"]

@@ -12,6 +12,7 @@ from scvi import REGISTRY_KEYS
 
 from mosaicvi._constants import MODULE_KEYS
 from mosaicvi.model import _checks as checks
+from mosaicvi.model._cell_library import CellLibraries, fit_cell_libraries
 from mosaicvi.model._inference import cells_loader, iterate_inference
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Decoding:
     targets: list[int] | None
     measured: list[int]
     columns: np.ndarray
+    cell_libraries: CellLibraries | None = None
 
 
 def decoding(
@@ -46,12 +48,19 @@ def decoding(
     modality = checks.check_modality(modality, model.modalities)
     feature_list = checks.chosen_features(feature_list, gene_list)
     manager = model.adata_manager
+    per_cell = isinstance(library_size, str) and library_size == "cell"
+    cell_libraries = (
+        fit_cell_libraries(manager, model.module, modality, list(model.modalities))
+        if per_cell
+        else None
+    )
     return Decoding(
         modality,
-        checks.decoding_library(model.module, modality, library_size),
+        checks.decoding_library(model.module, modality, "median" if per_cell else library_size),
         checks.transform_batch_codes(manager, modality, model.modalities, transform_batch),
         checks.measuring_batch_codes(manager, modality, model.modalities),
         checks.feature_columns(model.feature_names[modality], modality, feature_list),
+        cell_libraries,
     )
 
 
@@ -188,8 +197,11 @@ def iter_normalized_expression(
             z = z.unsqueeze(0)
         if use_z_mean and n_samples > 1:
             z = z.expand(n_samples, -1, -1)
+        library = plan.library
+        if plan.cell_libraries is not None:
+            library = plan.cell_libraries.per_cell(module, tensors, list(module.modality_names))
         values = decode_samples(
-            module, plan.modality, z, tensors, plan.library, plan.targets, plan.measured, draw
+            module, plan.modality, z, tensors, library, plan.targets, plan.measured, draw
         )
         yield values[..., plan.columns].cpu().numpy()
 
@@ -199,12 +211,14 @@ def decode_samples(
     modality: str,
     z: torch.Tensor,
     tensors: dict[str, torch.Tensor],
-    library: float,
+    library: float | torch.Tensor,
     targets: list[int] | None,
     measured: list[int],
     draw: bool = False,
 ) -> torch.Tensor:
     """Decode ``z`` ``(S, n, L)`` into ``targets`` (averaged) or the default batches.
+
+    ``library``: one library for every cell, or one per cell ``(n,)``.
 
     Expected values, or with ``draw`` new counts (see :func:`normalized_expression`).
     """
@@ -215,13 +229,16 @@ def decode_samples(
     cat_covs = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
     if cat_covs is not None:
         cat_covs = cat_covs.to(device).repeat(n_draws, 1)
-    lib = torch.full((flat.shape[0],), float(library), device=device)
+    if isinstance(library, torch.Tensor):
+        lib = library.to(device=device, dtype=flat.dtype).reshape(-1).repeat(n_draws)
+    else:
+        lib = torch.full((flat.shape[0],), float(library), device=device)
     # posterior means of the feature embeddings (a graph), computed once for every decoding
     v = None if module.graph_encoder is None else module.graph_encoder().loc
     likelihood = module.likelihoods[modality]
 
     def decode_into(rows: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Likelihood parameters of ``rows`` in ``batch``, at ``lib`` (never the observed one)."""
+        """Likelihood parameters of ``rows`` in ``batch``, at ``lib``."""
         cells_covs = None if cat_covs is None else cat_covs[rows]
         return module.decode_modality(
             modality, flat[rows], batch, lib[rows], cells_covs, v, measured_only=False
