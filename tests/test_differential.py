@@ -252,7 +252,7 @@ def test_written_back_in_rank_genes_groups_layout(planted):
     block = de[de["group1"] == "A"].loc[table["names"]]
     assert np.allclose(table["scores"], block["bayes_factor"], atol=1e-5)
     assert np.allclose(table["pvals"], 1 - block["proba_de"])
-    assert np.allclose(table["logfoldchanges"], block["lfc_mean"], atol=1e-5)
+    assert np.allclose(table["logfoldchanges"], block["effect"], atol=1e-5)
     sc.pl.rank_genes_groups_dotplot(
         mdata["rna"], key="de_group", n_genes=3, show=False, dendrogram=False
     )

@@ -11,9 +11,9 @@ The population test asks instead whether the *groups' means* differ by more than
 
 1. the effect (log2 fold change or difference) of the two groups' decoded means;
 2. its standard error from the sampling error of each group's mean over the cells that measured
-   the modality (:func:`group_mean_standard_errors`), widened by the empirical null
-   (:func:`empirical_null_scale`) when the effects of the bulk of the features spread more than
-   their standard errors say;
+   the modality (:func:`group_mean_standard_errors`), plus the model's own error of a decoded
+   mean, estimated from how far the bulk of the features' effects spread beyond their sampling
+   errors (:func:`null_spread`);
 3. an empirical-Bayes prior on the true effects, fitted over all features of the modality: a
    point mass at zero and zero-centred normals (Stephens' adaptive shrinkage, "ash",
    Biostatistics 2017); ``proba_de`` is each feature's posterior probability that its true
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import log_ndtr, logsumexp
+from scipy.optimize import brentq
+from scipy.special import log_ndtr, logsumexp, ndtri
 
 from mosaicvi.nn._column_statistics import measured_counts
 
@@ -111,25 +112,34 @@ def effect_and_standard_error(
     return effect, np.sqrt((se1 / shifted1) ** 2 + (se2 / shifted2) ** 2) / np.log(2.0)
 
 
-def empirical_null_scale(effect: np.ndarray, se: np.ndarray) -> float:
-    """How much wider than their standard errors the bulk of the features' effects spread.
+def null_spread(effect: np.ndarray, se: np.ndarray, quantile: float = 0.5) -> float:
+    """How far the bulk of the features' effects spread beyond their standard errors (``tau``).
 
-    ``1.4826 x median |effect / se|``, the normal-consistent median absolute z taken around zero
-    (Efron's empirical null; around zero so that a shift of every feature counts too), recomputed
-    without the features beyond 3 of it (clearly differential ones) until it settles; at least 1.
+    The model's decoded group means carry an error of their own besides the groups' sampling
+    error; ``tau``, the same for every feature, is chosen so that the median of
+    ``|effect| / sqrt(se^2 + tau^2)`` is the normal's 0.6745, as for null features (a random-effects
+    heterogeneity estimate, taken around zero so that a shift of every feature counts too). The
+    features beyond 3 of the resulting ``z`` (clearly differential ones) are left out and ``tau``
+    recomputed until it settles. 0 when the standard errors explain the spread.
     """
-    z = np.abs(effect / se)
-    z = z[np.isfinite(z)]
-    scale = 1.0
-    for _ in range(5):
-        if z.size == 0:
-            break
-        updated = 1.4826 * float(np.median(z))
-        z = z[z <= 3.0 * updated]
-        if np.isclose(updated, scale, rtol=1e-3):
-            break
-        scale = updated
-    return max(1.0, scale)
+    usable = np.isfinite(effect) & np.isfinite(se)
+    d, s = np.abs(effect[usable]), se[usable]
+    target = float(ndtri(0.5 + quantile / 2))  # that quantile of |z| for a standard normal z
+    tau = 0.0
+    for _ in range(10):
+        if d.size == 0:
+            return tau
+
+        def excess(t: float, d=d, s=s) -> float:
+            return float(np.quantile(d / np.sqrt(s**2 + t**2), quantile)) - target
+
+        updated = 0.0 if excess(0.0) <= 0 else brentq(excess, 0.0, float(d.max()) + 1e-12)
+        keep = d / np.sqrt(s**2 + updated**2) <= 3.0
+        d, s = d[keep], s[keep]
+        if np.isclose(updated, tau, rtol=1e-3, atol=1e-12):
+            return updated
+        tau = updated
+    return tau
 
 
 def adaptive_shrinkage_probabilities(
@@ -235,7 +245,7 @@ class PopulationTest:
         effect, se = effect_and_standard_error(
             mean1, mean2, se1, se2, self.change, self.pseudocounts, self.unit
         )
-        se = se * empirical_null_scale(effect, se)
+        se = np.sqrt(se**2 + null_spread(effect, se) ** 2)
         proba = adaptive_shrinkage_probabilities(effect, se, self.delta)
         proba = np.nan_to_num(proba, nan=0.0)  # a feature no group cell measured: not called
         return result.assign(proba_de=proba, proba_not_de=1.0 - proba, effect=effect, effect_se=se)
