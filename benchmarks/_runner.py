@@ -169,6 +169,20 @@ def write_results(
     return table
 
 
+def append_seed_summary(table: pd.DataFrame, by: str, markdown) -> pd.DataFrame:
+    """Append the mean and SD over seeds of ``table``'s numeric columns, per ``by``, to ``markdown``.
+
+    ``table`` has a ``seed`` column (as :func:`write_results` returns it); ``markdown`` is the
+    path of the ``.md`` file :func:`write_results` wrote. Returns the summary.
+    """
+    summary = table.drop(columns="seed").groupby(by, sort=False).agg(["mean", "std"]).round(3)
+    summary.columns = [f"{c} ({s})" for c, s in summary.columns]
+    markdown.write_text(
+        markdown.read_text() + "\nMean and SD over the seeds:\n\n" + summary.to_markdown() + "\n"
+    )
+    return summary
+
+
 def scib_columns(scores: pd.DataFrame, name: str) -> dict[str, float]:
     """The scib total, bio conservation and batch correction of embedding ``name``."""
     return {

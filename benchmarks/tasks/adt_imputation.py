@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from _imputation_metrics import columnwise_pearson
-from _runner import seeds, settings_header, train, write_results
+from _runner import append_seed_summary, seeds, settings_header, train, write_results
 
 import mosaicvi
 
@@ -157,10 +157,4 @@ def run(args) -> None:
         "the challenge's CLR protein values",
     )
     table = write_results(rows, args, "bmmc_adt_imputation", ["method", "seed"], header)
-    numeric = table.drop(columns="seed").groupby("method", sort=False)
-    summary = numeric.agg(["mean", "std"]).round(3)
-    summary.columns = [f"{c} ({s})" for c, s in summary.columns]
-    md = args.out / f"bmmc_adt_imputation{args.tag}.md"
-    md.write_text(
-        md.read_text() + "\nMean and SD over the seeds:\n\n" + summary.to_markdown() + "\n"
-    )
+    append_seed_summary(table, "method", args.out / f"bmmc_adt_imputation{args.tag}.md")

@@ -34,7 +34,7 @@ import mudata
 import numpy as np
 import pandas as pd
 import scvi
-from _runner import settings_header, train, write_results
+from _runner import append_seed_summary, settings_header, train, write_results
 from sklearn.neighbors import NearestNeighbors
 
 import mosaicvi
@@ -191,11 +191,5 @@ def run(args) -> None:
         ),
         sort=key,
     )
-    numeric = table.drop(columns="seed").groupby("rna panels", sort=False)
-    summary = numeric.agg(["mean", "std"]).round(3)
-    summary.columns = [f"{c} ({s})" for c, s in summary.columns]
-    md = args.out / f"bmmc_panels{args.tag}.md"
-    md.write_text(
-        md.read_text() + "\nMean and SD over the seeds:\n\n" + summary.to_markdown() + "\n"
-    )
+    summary = append_seed_summary(table, "rna panels", args.out / f"bmmc_panels{args.tag}.md")
     print(summary.to_markdown(), flush=True)
