@@ -168,9 +168,8 @@ def differential_features(
         if all_stats:
             result = result.assign(**stats)
         if mode == "change":  # equal evidence (e.g. proba_de 1): the larger effect first
-            size = result[effect_column(result)].abs().rename("_size")
-            order = pd.concat([result["proba_de"], size], axis=1)
-            result = result.loc[order.sort_values(["proba_de", "_size"], ascending=False).index]
+            size = result[effect_column(result)].abs().to_numpy()
+            result = result.iloc[np.lexsort((-size, -result["proba_de"].to_numpy()))]
         else:
             result = result.sort_values("bayes_factor", ascending=False, kind="stable")
         if mode == "change":
