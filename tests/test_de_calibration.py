@@ -133,6 +133,7 @@ def test_planted_effects_are_in_the_raw_counts(design):
         else:
             x = x / x.sum(1, keepdims=True)
             pvalues = mannwhitneyu(x[in_a], x[~in_a], axis=0).pvalue
+        pvalues = np.nan_to_num(pvalues, nan=1.0)  # a feature all cells tie on (newer scipy)
         called = data.var_names[false_discovery_control(pvalues) < 0.05]
         fdr, recall = fdr_and_recall(called, planted_features(modality))
         assert recall >= 0.9 and fdr <= 0.1, f"{design} {modality}: FDR {fdr:.2f}, recall {recall}"
