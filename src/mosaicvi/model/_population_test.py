@@ -112,7 +112,7 @@ def effect_and_standard_error(
     return effect, np.sqrt((se1 / shifted1) ** 2 + (se2 / shifted2) ** 2) / np.log(2.0)
 
 
-def null_spread(effect: np.ndarray, se: np.ndarray, quantile: float = 0.5) -> float:
+def null_spread(effect: np.ndarray, se: np.ndarray) -> float:
     """How far the bulk of the features' effects spread beyond their standard errors (``tau``).
 
     The model's decoded group means carry an error of their own besides the groups' sampling
@@ -124,14 +124,14 @@ def null_spread(effect: np.ndarray, se: np.ndarray, quantile: float = 0.5) -> fl
     """
     usable = np.isfinite(effect) & np.isfinite(se)
     d, s = np.abs(effect[usable]), se[usable]
-    target = float(ndtri(0.5 + quantile / 2))  # that quantile of |z| for a standard normal z
+    target = float(ndtri(0.75))  # the median of |z| for a standard normal z, 0.6745
     tau = 0.0
     for _ in range(10):
         if d.size == 0:
             return tau
 
         def excess(t: float, d=d, s=s) -> float:
-            return float(np.quantile(d / np.sqrt(s**2 + t**2), quantile)) - target
+            return float(np.median(d / np.sqrt(s**2 + t**2))) - target
 
         updated = 0.0 if excess(0.0) <= 0 else brentq(excess, 0.0, float(d.max()) + 1e-12)
         keep = d / np.sqrt(s**2 + updated**2) <= 3.0
