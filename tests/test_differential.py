@@ -287,6 +287,7 @@ def test_heatmap_of_top_features_across_modalities(planted):
         ({"groupby": "group", "modality": "rna", "library_size": -1.0}, "library_size"),
         ({"groupby": "group", "modality": "rna", "fdr_target": 1.5}, "fdr_target"),
         ({"groupby": "group", "modality": "rna", "compare": "groups"}, "compare"),
+        ({"groupby": "group", "modality": "rna", "library_size": "cell"}, "per-cell outputs"),
     ],
 )
 def test_bad_input_raises_clearly(planted, kwargs, message):

@@ -139,9 +139,16 @@ def decoding_library(module, modality: str, library_size: float | str | None) ->
     if library_size is None:
         return module.likelihoods[modality].default_decoding_library(reference)
     if isinstance(library_size, str):
+        if library_size == "cell":
+            raise ValueError(
+                "`library_size='cell'` (each cell's own library) applies to per-cell outputs "
+                "(get_normalized_expression, get_imputed, posterior_predictive_sample); here give "
+                "a positive number, 'median' or None."
+            )
         if library_size != "median":
             raise ValueError(
-                f"`library_size` must be a positive number, 'median', 'cell' or None; got {library_size!r}."
+                f"`library_size` must be a positive number, 'median', 'cell' or None; got "
+                f"{library_size!r}."
             )
         return reference
     if not np.isfinite(library_size) or library_size <= 0:
