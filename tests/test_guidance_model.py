@@ -9,7 +9,14 @@ import scipy.sparse as sp
 import torch
 
 import mosaicvi
-from mosaicvi.model._guidance import default_graph_weight, resolve_guidance_graph
+from mosaicvi.model._guidance import (
+    bridged_modality_groups,
+    default_graph_loss_weight,
+    default_graph_weight,
+    default_prior,
+    resolve_guidance_graph,
+)
+from mosaicvi.nn import MixturePrior
 
 
 def synthetic_links() -> pd.DataFrame:
@@ -134,9 +141,97 @@ def test_bad_guidance_graph_arguments(synthetic_mosaic):
 def test_default_graph_weight_follows_pairing():
     paired = np.array([[1, 1]] * 11 + [[1, 0]] * 5, dtype=bool)
     diagonal = np.array([[1, 0]] * 20 + [[0, 1]] * 20 + [[1, 1]] * 3, dtype=bool)
-    assert default_graph_weight(paired) == 0.9
-    assert default_graph_weight(diagonal) == 0.99
-    assert default_graph_weight(np.ones((30, 1), dtype=bool)) == 0.99
+    rich, small = [1677, 25734], [14, 29]
+    assert default_graph_weight(paired, rich) == 0.9
+    assert default_graph_weight(diagonal, rich) == 1.0
+    assert default_graph_weight(diagonal, small) == 0.99
+    assert default_graph_weight(np.ones((30, 1), dtype=bool), [2000]) == 0.99
+    assert default_graph_loss_weight(paired, rich) == 0.02
+    assert default_graph_loss_weight(diagonal, rich) == 0.005
+    assert default_graph_loss_weight(diagonal, small) == 0.02
+
+
+def test_diagonal_defaults_follow_pairing_and_size():
+    paired = np.array([[1, 1]] * 11 + [[1, 0]] * 5, dtype=bool)
+    diagonal = np.array([[1, 0]] * 20 + [[0, 1]] * 20 + [[1, 1]] * 3, dtype=bool)
+    # rna-atac and atac-adt paired, rna-adt never: one group through atac
+    chain = np.array([[1, 1, 0]] * 11 + [[0, 1, 1]] * 11 + [[1, 0, 0]] * 5, dtype=bool)
+    # rna-atac paired, adt alone
+    island = np.array([[1, 1, 0]] * 11 + [[0, 0, 1]] * 20, dtype=bool)
+    assert bridged_modality_groups(paired) == [[0, 1]]
+    assert bridged_modality_groups(diagonal) == [[0], [1]]
+    assert bridged_modality_groups(chain) == [[0, 1, 2]]
+    assert bridged_modality_groups(island) == [[0, 1], [2]]
+    priors = [default_prior(p, [2000] * p.shape[1]) for p in (paired, diagonal, chain, island)]
+    assert priors == ["normal", "mixture", "normal", "mixture"]
+    assert default_prior(island, [2000, 2000, 134]) == "normal"  # a small modality
+    assert default_prior(np.ones((30, 1), dtype=bool), [2000]) == "normal"
+
+
+@pytest.fixture
+def snareseq_diagonal(snareseq_small, snareseq_batches):
+    """RNA-only and ATAC-only samples of the small SNARE-seq mosaic: no cell measures both."""
+    mosaic = snareseq_small()
+    keep = ~mosaic.obs["batch"].isin(snareseq_batches[:4]).to_numpy()
+    diagonal = mosaic[keep].copy()
+    diagonal.update()
+    return diagonal
+
+
+def test_diagonal_defaults_are_resolved_logged_stored_and_reloaded(
+    snareseq_diagonal, train_quick, tmp_path, caplog
+):
+    from mosaicvi.model._options import upgrade_init_params
+
+    diagonal = snareseq_diagonal
+    graph = mosaicvi.data.guidance_graph(diagonal, gene_coordinates="GRCm38", key=None)
+    mosaicvi.MosaicVI.setup_mudata(diagonal, batch_key="batch")
+    with caplog.at_level("INFO", logger="mosaicvi.model._mosaicvi"):
+        model = mosaicvi.MosaicVI(diagonal, n_latent=4, n_hidden=32, guidance_graph=graph)
+    line = next(r.message for r in caplog.records if "alignment" in r.message)
+    assert "decoder weight 1.0, loss weight 0.005" in line
+    assert "prior mixture (modalities joined by paired cells: rna | atac)" in line
+    stored = model.init_params_["non_kwargs"]
+    assert stored["prior"] == "mixture"
+    assert (stored["graph_kwargs"]["weight"], stored["graph_kwargs"]["loss_weight"]) == (1, 0.005)
+    assert isinstance(model.module.prior, MixturePrior)
+    assert model.module.graph_loss_weight == 0.005
+    train_quick(model, max_epochs=1).save(tmp_path / "model")
+    loaded = mosaicvi.MosaicVI.load(tmp_path / "model", adata=diagonal)
+    assert isinstance(loaded.module.prior, MixturePrior)
+    assert loaded.module.graph_loss_weight == 0.005
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(), model.get_latent_representation(), atol=1e-6
+    )
+    chosen = mosaicvi.MosaicVI(
+        diagonal, n_latent=4, n_hidden=32, prior="normal", graph_kwargs={"loss_weight": 0.02}
+    )
+    assert chosen.init_params_["non_kwargs"]["prior"] == "normal"
+    assert chosen.module.graph_loss_weight == 0.02
+    assert not isinstance(chosen.module.prior, MixturePrior)
+    # files from before these were resolved keep the old defaults
+    old = upgrade_init_params({"n_latent": 4, "graph_kwargs": {"weight": 0.99}})
+    assert (old["prior"], old["graph_kwargs"]) == ("normal", {"weight": 0.99, "loss_weight": 0.02})
+
+
+def test_small_or_bridged_modalities_keep_the_paired_defaults(synthetic_mosaic):
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    bridged = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, n_hidden=32)
+    assert bridged.init_params_["non_kwargs"]["prior"] == "normal"
+    mods = {  # RNA of b1 and ADT of b2 only: unpaired, but 60 genes and 15 proteins
+        m: synthetic_mosaic[m][(synthetic_mosaic[m].obs["batch"] == b).to_numpy()].copy()
+        for m, b in (("rna", "b1"), ("adt", "b2"))
+    }
+    import mudata
+
+    small = mudata.MuData(mods)
+    mosaicvi.MosaicVI.setup_mudata(small, batch_key="batch")
+    graph = build_graph(small, ["rna", "adt"], key=None)
+    model = mosaicvi.MosaicVI(small, n_latent=4, n_hidden=32, guidance_graph=graph)
+    stored = model.init_params_["non_kwargs"]
+    assert stored["prior"] == "normal"
+    assert stored["graph_kwargs"]["weight"] == 0.99
+    assert stored["graph_kwargs"]["loss_weight"] == 0.02
 
 
 def test_graph_weight_reaches_decoders(synthetic_mosaic):

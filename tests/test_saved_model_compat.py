@@ -74,7 +74,10 @@ def test_old_init_params_load_without_deprecation_warnings():
         warnings.simplefilter("always")
         model = mosaicvi.MosaicVI.load(FIXTURE, adata=mdata)
     assert not [w for w in caught if "MosaicVI(" in str(w.message)]
-    assert model.init_params_["non_kwargs"]["graph_kwargs"] == {"weight": 0.9}
+    # Saved before the graph loss weight was resolved from the data: it keeps 0.02.
+    graph_kwargs = {"weight": 0.9, "loss_weight": 0.02}
+    assert model.init_params_["non_kwargs"]["graph_kwargs"] == graph_kwargs
+    assert model.module.graph_loss_weight == 0.02
     assert model.init_params_["non_kwargs"]["output_discriminator_kwargs"] is None
     assert {d.graph_weight for d in model.module.decoders.values()} == {0.9}
     # Saved before the latent adversary was feature-scaled: it keeps one strength for all cells.

@@ -93,6 +93,9 @@ def add_arguments(parser) -> None:
         help="no default MosaicVI rows (only --extra-runs, GLUE and the references)",
     )
     parser.add_argument(
+        "--skip-no-graph", action="store_true", help="no MosaicVI row without the graph"
+    )
+    parser.add_argument(
         "--paired-reference",
         action="store_true",
         help="also train MosaicVI on the fully paired data (a gauge that uses the pairing)",
@@ -226,7 +229,9 @@ def diagnostics(z: np.ndarray, is_rna: np.ndarray, labels, batch) -> dict[str, f
 def train_runs(diagonal, paired, graph, args, seed) -> dict[str, dict]:
     """Every row of one seed: MosaicVI runs, GLUE, the references."""
     runs = {}
-    specs = {} if args.skip_mosaicvi else {GRAPH: {}, "MosaicVI, no graph": None}
+    specs = {} if args.skip_mosaicvi else {GRAPH: {}}
+    if not (args.skip_mosaicvi or args.skip_no_graph):
+        specs["MosaicVI, no graph"] = None
     for atac_input in [] if args.skip_mosaicvi else args.atac_inputs:
         specs[f"{GRAPH}, ATAC input {atac_input!r}"] = {
             "model": {"input_transforms": {"atac": atac_input}}

@@ -1,14 +1,16 @@
-"""Bring a guidance graph into a model's feature order, and pick the hybrid decoders' weight."""
+"""Bring a guidance graph into a model's feature order; the defaults that depend on the pairing."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
+from scipy.sparse.csgraph import connected_components
 
 from mosaicvi.data._guidance_graph import GuidanceGraph
 
@@ -106,12 +108,67 @@ def _warn_if_no_cross_links(graph: sp.csr_matrix, feature_names: dict[str, pd.In
         )
 
 
-def default_graph_weight(presence: np.ndarray) -> float:
-    """Weight of ``z V^T`` in the hybrid decoders: 0.9 with paired modalities, else 0.99.
+def bridged_modality_groups(presence: np.ndarray) -> list[list[int]]:
+    """Modalities (column positions) joined, directly or through others, by paired cells.
 
-    As mmAAVI: when no two modalities share more than :data:`MIN_PAIRED_CELLS` cells, the graph
-    is the only thing tying them together, and the decoders lean on it almost entirely.
+    Two modalities are joined when more than :data:`MIN_PAIRED_CELLS` cells measured both; the
+    groups are the connected components of that relation. One group: every modality is tied to
+    every other by paired cells. Several: some modalities share no cell with the rest (diagonal
+    integration), and only the guidance graph and the prior can bring them together.
     """
+    presence = np.asarray(presence, dtype=np.int64)
+    joined = (presence.T @ presence) > MIN_PAIRED_CELLS
+    n_components, component = connected_components(sp.csr_matrix(joined), directed=False)
+    return [np.flatnonzero(component == c).tolist() for c in range(n_components)]
+
+
+#: Graph loss weight (``graph_kwargs["loss_weight"]``) where paired cells join every modality.
+GRAPH_LOSS_WEIGHT = 0.02
+
+#: Options resolved for diagonal data (:func:`uses_diagonal_defaults`): the graph is then the
+#: only tie between the groups of modalities, so the decoders use the inner product alone, the
+#: graph NLL is weighted less (embeddings free to fit the data, still tied) and a shared mixture
+#: prior gives every group the same clusters to fill. Chosen together on diagonal SNARE-seq
+#: (``docs/benchmark_notes.md``, "Alignment levers, fourth round"); each alone helps less.
+DIAGONAL_DEFAULTS = {"prior": "mixture", "weight": 1.0, "loss_weight": 0.005}
+
+#: Features every modality needs for :data:`DIAGONAL_DEFAULTS`: on two antibody panels of 14 and
+#: 29 proteins both the inner-product-only decoder and the mixture prior cost most of the
+#: cross-panel label transfer, so small modalities keep the decoders and prior of paired data.
+DIAGONAL_MIN_FEATURES = 1000
+
+
+def uses_diagonal_defaults(presence: np.ndarray, n_features: Sequence[int]) -> bool:
+    """Whether paired cells leave some modality apart and every modality has many features.
+
+    ``n_features``: each modality's number of features, in the columns' order of ``presence``.
+    """
+    unbridged = len(bridged_modality_groups(presence)) > 1
+    return unbridged and min(n_features) >= DIAGONAL_MIN_FEATURES
+
+
+def default_prior(presence: np.ndarray, n_features: Sequence[int]) -> str:
+    """``"mixture"`` on diagonal data with many features per modality, else ``"normal"``."""
+    diagonal = uses_diagonal_defaults(presence, n_features)
+    return DIAGONAL_DEFAULTS["prior"] if diagonal else "normal"
+
+
+def default_graph_loss_weight(presence: np.ndarray, n_features: Sequence[int]) -> float:
+    """Weight of the graph NLL per feature: :data:`GRAPH_LOSS_WEIGHT`, less on diagonal data."""
+    diagonal = uses_diagonal_defaults(presence, n_features)
+    return DIAGONAL_DEFAULTS["loss_weight"] if diagonal else GRAPH_LOSS_WEIGHT
+
+
+def default_graph_weight(presence: np.ndarray, n_features: Sequence[int]) -> float:
+    """Weight of ``z V^T`` in the hybrid decoders.
+
+    1 (inner product only) on diagonal data with many features per modality
+    (:func:`uses_diagonal_defaults`); otherwise, as mmAAVI, 0.9 when some modalities are
+    measured together in more than :data:`MIN_PAIRED_CELLS` cells and 0.99 when no cell pairs
+    them.
+    """
+    if uses_diagonal_defaults(presence, n_features):
+        return DIAGONAL_DEFAULTS["weight"]
     presence = np.asarray(presence, dtype=np.int64)
     shared = presence.T @ presence
     np.fill_diagonal(shared, 0)

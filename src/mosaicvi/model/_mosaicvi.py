@@ -124,9 +124,9 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         :func:`~mosaicvi.data.guidance_graph` stored one in the MuData; ``None``: MLP decoders.
     graph_kwargs
         Options of the guidance graph (used with ``guidance_graph`` only), any of: ``"weight"``,
-        the weight ``w`` of ``z V^T`` in the hybrid decoders (``"auto"``, default: 0.9 when some
-        modalities are measured together in more than 10 cells, 0.99 when no cell pairs them,
-        as mmAAVI); ``"loss_weight"``, of the graph's NLL per feature (0.02); ``"kl_weight"``, of
+        the weight ``w`` of ``z V^T`` in the hybrid decoders, and ``"loss_weight"``, of the
+        graph's NLL per feature (both ``"auto"``: 1 and 0.005 on diagonal data as for
+        ``prior``; else 0.9 and 0.02 with > 10 paired cells, as mmAAVI); ``"kl_weight"``, of
         the KL of the feature embeddings (0.01); ``"n_positive_edges"``, edges sampled per step
         (4096); ``"n_negatives"``, negative pairs per edge (10). E.g. ``{"weight": 1.0,
         "loss_weight": 0.005}``. Replaces the deprecated ``graph_weight=`` etc. (one per key).
@@ -136,12 +136,12 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         (mixture of experts, as MMVAE) or ``"mopoe"`` (mixture of products of every subset of
         experts). Each ignores missing modalities; :meth:`get_attention_weights` gives weights.
     prior
-        ``"normal"`` (``N(0, I)``, default), ``"mixture"`` (mmAAVI's mixture prior with
-        ``n_clusters`` discrete clusters and a continuous code; :meth:`get_cluster_probabilities`)
-        or ``"modality"`` (modality-specific priors: ``N(0, I)`` for the fused posterior, and each
-        modality's unimodal posterior ``q(z | x_m)`` also pulled toward a learnt mixture prior of
-        its own, see :class:`~mosaicvi.nn.ModalityPriors`); prefer the default unless a
-        benchmark on your data says otherwise (the docs' benchmark page compares the priors).
+        ``"auto"`` (default): ``"mixture"`` when some modalities share no paired cell with the
+        others and each has >= 1,000 features (diagonal data), else ``"normal"``; stored. ``"normal"``:
+        ``N(0, I)``. ``"mixture"``: mmAAVI's mixture prior, ``n_clusters`` discrete clusters and
+        a continuous code (:meth:`get_cluster_probabilities`). ``"modality"``: ``N(0, I)`` for
+        the fused posterior, and each ``q(z | x_m)`` also pulled toward a learnt mixture prior of
+        its own (:class:`~mosaicvi.nn.ModalityPriors`).
     n_clusters
         Clusters of the mixture prior, or of each modality's prior (default: the number of label
         classes when the data was set up with ``unlabeled_category``, else 10).
@@ -205,7 +205,7 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         guidance_graph: GuidanceGraph | str | None = None,
         graph_kwargs: dict | None = None,
         fusion: FusionName = "attention",
-        prior: PriorName = "normal",
+        prior: PriorName | Literal["auto"] = "auto",
         n_clusters: int | None = None,
         classification_weight: float = 10.0,
         cross_modal_weight: float = 0.0,
@@ -227,16 +227,17 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             input_transforms,
             tuple(INPUT_TRANSFORMS),
         )
+        presence = np.asarray(self.adata_manager.get_from_registry(PRESENCE_KEY), dtype=bool)
+        prior = options.resolve_prior(prior, presence, self.feature_names)
         check_module_options(
             fusion, prior, modality_dropout, closed_feature_fraction, cross_modal_weight
         )
         graph = resolve_guidance_graph(guidance_graph, self.adata, self.feature_names)
-        presence = np.asarray(self.adata_manager.get_from_registry(PRESENCE_KEY), dtype=bool)
         statistics = fitted_statistics(
             self.adata_manager, chosen, transforms, presence, n_lsi_components
         )
         alignment = options.resolve_alignment(
-            module_kwargs, graph_kwargs, presence, self.feature_names, graph
+            module_kwargs, graph_kwargs, presence, self.feature_names, graph, prior
         )
         logger.info("MosaicVI alignment (stored with the model): %s.", alignment)
         self._plan_kwargs = options.plan_options(output_discriminator_kwargs)

@@ -9,7 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from mosaicvi._choices import check_choice
-from mosaicvi.model._guidance import default_graph_weight
+from mosaicvi.model._guidance import (
+    GRAPH_LOSS_WEIGHT,
+    bridged_modality_groups,
+    default_graph_loss_weight,
+    default_graph_weight,
+    default_prior,
+)
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -51,6 +57,7 @@ ADVERSARY_FULL_STRENGTH_FEATURES = 1000
 #: Module keywords a model resolves at creation and saves; a model saved before one existed is
 #: loaded with the value it then had (its old behaviour), not today's default.
 LEGACY_RESOLVED_OPTIONS = {
+    "prior": "normal",
     "adversary_feature_scale": None,
     "adversary_full_strength_features": None,
 }
@@ -177,6 +184,8 @@ def upgrade_init_params(params: dict) -> dict:
         params,
         warn=False,
     )
+    # before the graph loss weight was resolved from the data, it was always 0.02
+    graph.setdefault("loss_weight", GRAPH_LOSS_WEIGHT)
     return {**rest, "graph_kwargs": graph, "output_discriminator_kwargs": discriminator}
 
 
@@ -211,27 +220,45 @@ def warn_deprecated_plan_kwargs(plan_kwargs: Mapping | None, stacklevel: int = 3
             )
 
 
+def resolve_prior(
+    prior: str, presence: np.ndarray, feature_names: Mapping[str, Sequence[str]]
+) -> str:
+    """The prior to build: ``prior`` itself, or for ``"auto"`` :func:`default_prior`."""
+    if prior == "auto":
+        return default_prior(presence, [len(names) for names in feature_names.values()])
+    return prior
+
+
 def resolve_alignment(
     module_kwargs: dict,
     graph_kwargs: dict,
     presence: np.ndarray,
     feature_names: Mapping[str, Sequence[str]],
     graph: sp.spmatrix | None,
+    prior: str,
 ) -> str:
     """Fill the data-dependent alignment options in place; a one-line description of them.
 
-    ``graph_kwargs["weight"]`` ``"auto"`` becomes :func:`default_graph_weight` of the presence
-    mask, ``module_kwargs["adversary_feature_scale"]`` defaults to
+    ``prior`` is the resolved prior (:func:`resolve_prior`), described with the groups of
+    modalities that paired cells join. ``graph_kwargs["weight"]`` and ``["loss_weight"]``
+    ``"auto"`` (or absent) become :func:`default_graph_weight` and
+    :func:`default_graph_loss_weight` of the presence mask, ``module_kwargs["adversary_feature_scale"]`` defaults to
     :data:`ADVERSARY_FEATURE_SCALE` and ``module_kwargs["adversary_full_strength_features"]`` to
     :data:`ADVERSARY_FULL_STRENGTH_FEATURES`. All are stored with the model (its init parameters), so a
     reloaded model keeps them whatever data it is given.
     """
+    n_features = [len(names) for names in feature_names.values()]
     if graph_kwargs.get("weight", "auto") == "auto":
-        graph_kwargs["weight"] = default_graph_weight(presence)
+        graph_kwargs["weight"] = default_graph_weight(presence, n_features)
+    if graph_kwargs.get("loss_weight", "auto") == "auto":
+        graph_kwargs["loss_weight"] = default_graph_loss_weight(presence, n_features)
     parts = ["no guidance graph"]
     if graph is not None:
         n_links = graph.nnz - graph.shape[0]
-        parts = [f"guidance graph with {n_links} links, decoder weight {graph_kwargs['weight']}"]
+        parts = [
+            f"guidance graph with {n_links} links, decoder weight {graph_kwargs['weight']}, "
+            f"loss weight {graph_kwargs['loss_weight']}"
+        ]
     scale = module_kwargs.setdefault("adversary_feature_scale", ADVERSARY_FEATURE_SCALE)
     full = module_kwargs.setdefault(
         "adversary_full_strength_features", ADVERSARY_FULL_STRENGTH_FEATURES
@@ -251,4 +278,7 @@ def resolve_alignment(
         )
     if scale is None and full is None:
         parts.append("latent adversary at the same strength for every cell")
+    names = list(feature_names)
+    groups = [" + ".join(names[i] for i in group) for group in bridged_modality_groups(presence)]
+    parts.append(f"prior {prior} (modalities joined by paired cells: {' | '.join(groups)})")
     return "; ".join(parts)
