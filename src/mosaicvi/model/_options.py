@@ -16,6 +16,7 @@ from mosaicvi.model._guidance import (
     default_graph_weight,
     default_prior,
 )
+from mosaicvi.module._prior_heads import PRIORS
 
 
 def default_max_epochs(n_obs: int) -> int:
@@ -224,6 +225,7 @@ def resolve_prior(
     prior: str, presence: np.ndarray, feature_names: Mapping[str, Sequence[str]]
 ) -> str:
     """The prior to build: ``prior`` itself, or for ``"auto"`` :func:`default_prior`."""
+    check_choice("prior", prior, ["auto", *PRIORS])
     if prior == "auto":
         return default_prior(presence, [len(names) for names in feature_names.values()])
     return prior
