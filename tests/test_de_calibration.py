@@ -21,7 +21,7 @@ from scipy.stats import false_discovery_control, fisher_exact, mannwhitneyu
 
 import mosaicvi
 from mosaicvi.model._population_test import (
-    adaptive_shrinkage_probabilities,
+    empirical_bayes_probabilities,
     group_mean_standard_errors,
     null_spread,
 )
@@ -140,13 +140,9 @@ def test_planted_effects_are_in_the_raw_counts(design):
 
 
 #: Where the default test falls short of issue 25's bars (FDR <= 0.10, recall >= 0.8), the bound
-#: asserted instead: still clear of the cell-level test's (FDR 0.17-0.27 for RNA, recall 0.06-0.6
-#: for small-group ATAC). With ~50 calls one false call moves the FDR by 0.02, and draws of the
-#: fixture and of the training differ by a few false calls. Measured (seeds 0-2, two stacks'
-#: worth of training noise): RNA of the small group (50 cells) 0.094-0.14, the model's decoded
-#: means exaggerating chance differences of a few null genes beyond their widened errors; ATAC of
-#: equal groups 0.074-0.107; recall of the small group's ATAC (40 cells) 0.80-0.90.
-FDR_BOUND = {("unequal", "rna"): 0.18, ("equal", "atac"): 0.15}
+#: asserted instead: still clear of the cell-level test's (recall 0.06-0.6 for small-group ATAC).
+#: Measured over 12 draws of fixture and training (docs/benchmark_notes.md): recall of the small
+#: group's ATAC (40 cells) 0.74-0.96, under 0.8 on 2 draws. Every FDR bound is the issue's 0.10.
 RECALL_BOUND = {("unequal", "atac"): 0.7}
 
 
@@ -158,8 +154,7 @@ def test_planted_features_found_at_target_fdr(trained, modality):
     )
     called = de.index[de["is_de_fdr_0.05"]]
     fdr, recall = fdr_and_recall(called, planted_features(modality))
-    bound = FDR_BOUND.get((design, modality), 0.10)
-    assert fdr <= bound, f"{design} {modality}: observed FDR {fdr:.3f} ({len(called)} calls)"
+    assert fdr <= 0.10, f"{design} {modality}: observed FDR {fdr:.3f} ({len(called)} calls)"
     assert recall >= RECALL_BOUND.get((design, modality), 0.8), (
         f"{design} {modality}: recall {recall:.2f} ({len(called)} calls)"
     )
@@ -187,7 +182,7 @@ def test_no_measuring_cell_warns_and_compares_cells(trained):
 
 
 def test_shrinkage_keeps_the_fdr_where_a_flat_prior_does_not():
-    """On known effects, ash's posterior keeps the FDR where each feature's own posterior does not.
+    """On known effects, the fitted prior keeps the FDR where each feature's own posterior does not.
 
     An extra error on every feature's effect (the model's, beyond sampling) breaks it, unless the
     standard errors are widened by the spread :func:`null_spread` measures.
@@ -208,7 +203,7 @@ def test_shrinkage_keeps_the_fdr_where_a_flat_prior_does_not():
         return (called >= 50).mean(), (called < 50).sum() / 50
 
     flat = norm.cdf((effect - delta) / se) + norm.cdf((-effect - delta) / se)
-    shrunk = adaptive_shrinkage_probabilities(effect, se, delta)
+    shrunk = empirical_bayes_probabilities(effect, se, delta)
     assert fdr_recall(flat)[0] > 0.15
     fdr, recall = fdr_recall(shrunk)
     assert fdr <= 0.10 and recall >= 0.9, (fdr, recall)
@@ -216,9 +211,9 @@ def test_shrinkage_keeps_the_fdr_where_a_flat_prior_does_not():
     assert np.hypot(typical, null_spread(effect, se)) < 1.1 * typical
     model_error = effect + np.where(truth == 0, rng.normal(0.0, 0.15, 1000), 0.0)
     assert null_spread(model_error, se) == pytest.approx(0.15, abs=0.03)
-    assert fdr_recall(adaptive_shrinkage_probabilities(model_error, se, delta))[0] > 0.15
+    assert fdr_recall(empirical_bayes_probabilities(model_error, se, delta))[0] > 0.15
     widened = np.sqrt(se**2 + null_spread(model_error, se) ** 2)
-    assert fdr_recall(adaptive_shrinkage_probabilities(model_error, widened, delta))[0] <= 0.10
+    assert fdr_recall(empirical_bayes_probabilities(model_error, widened, delta))[0] <= 0.10
 
 
 def test_group_standard_errors_are_never_zero_and_use_measuring_cells():
@@ -236,3 +231,45 @@ def test_group_standard_errors_are_never_zero_and_use_measuring_cells():
     only_batch_1 = group_mean_standard_errors(counts, rows[2:], False)
     assert masked[2] == pytest.approx(only_batch_1[2])  # feature 2: only batch 1 measured it
     assert np.isnan(group_mean_standard_errors(counts, rows[:2], False, (codes, table))[2])
+
+
+def _fdr_over_draws(effect_range: tuple[float, float], n_draws: int = 20) -> np.ndarray:
+    """Observed FDR at target 0.05 on draws of 50 true effects (sizes ``effect_range``) among 500."""
+    rng = np.random.default_rng(0)
+    fdrs = []
+    for _ in range(n_draws):
+        se = rng.uniform(0.035, 0.05, 550)
+        truth = np.zeros(550)
+        truth[:50] = rng.choice([-1, 1], 50) * rng.uniform(*effect_range, 50)
+        proba = empirical_bayes_probabilities(truth + rng.normal(0.0, se), se, 0.05)
+        order = np.argsort(-proba)
+        expected = np.cumsum(1 - proba[order]) / np.arange(1, 551)
+        called = order[: int(np.flatnonzero(expected <= 0.05).max()) + 1]
+        fdrs.append((called >= 50).mean())
+    return np.array(fdrs)
+
+
+def test_chance_differences_among_large_effects_are_not_called():
+    """Nulls' chance tails are not half-believed when the real effects are all large.
+
+    The planted fixtures' shape (nulls at 0, differential features far away). A unimodal prior
+    (point mass plus zero-centred normals, ash) gave FDR 0.091 on average over these draws (max
+    0.123): its normals put prior mass at the size of a null's 3-standard-error chance difference.
+    With effects spread from 0.1 to 0.6 both priors keep the target on average.
+    """
+    large = _fdr_over_draws((0.3, 0.4))
+    assert large.mean() <= 0.06 and large.max() <= 0.10, large
+    assert _fdr_over_draws((0.1, 0.6)).mean() <= 0.07
+
+
+def test_prior_fit_scales_to_many_features():
+    """Beyond the fitting subset every feature still gets a posterior, from the same prior."""
+    rng = np.random.default_rng(1)
+    se = rng.uniform(0.05, 0.2, 12000)
+    effect = rng.normal(0.0, se)
+    effect[:400] += rng.choice([-1, 1], 400) * 1.0
+    proba = empirical_bayes_probabilities(effect, se, 0.25)
+    assert np.isfinite(proba).all() and proba.shape == (12000,)
+    assert proba[:400].mean() > 0.9 and proba[400:].mean() < 0.05
+    same = empirical_bayes_probabilities(effect, se, 0.25)
+    np.testing.assert_array_equal(proba, same)  # the subset is seeded
