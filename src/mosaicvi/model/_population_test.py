@@ -159,8 +159,8 @@ def empirical_bayes_probabilities(
     theta_k`` on a grid of atoms ``theta_k`` spanning the observed effects (spacing a quarter of a
     small standard error, at most :data:`MAX_ATOMS` atoms); the weights are the nonparametric
     maximum-likelihood estimate (Kiefer-Wolfowitz; Jiang & Zhang, Ann. Stat. 2009; Koenker &
-    Mizera, JASA 2014), fitted by EM (SQUAREM-accelerated) on at most :data:`MAX_FIT_FEATURES` features (a seeded
-    subset) with a Dirichlet pseudo-count ``null_weight - 1`` on ``pi_0``. Each feature's
+    Mizera, JASA 2014), fitted by EM (SQUAREM-accelerated) on at most :data:`MAX_FIT_FEATURES`
+    features (a seeded subset) with a Dirichlet pseudo-count ``null_weight - 1`` on ``pi_0``. Each feature's
     posterior over the atoms gives ``P(|effect| > delta)``. NaN where ``effect`` or ``se`` is.
 
     Unlike a unimodal prior (a point mass plus zero-centred normals, Stephens' ash), the
@@ -206,9 +206,8 @@ def empirical_bayes_probabilities(
     weights = np.full(len(atoms), 0.5 / (len(atoms) - 1))
     weights[null] = 0.5
     value = objective(weights)
-    for _ in range(
-        max_iter
-    ):  # EM accelerated by SQUAREM (Varadhan & Roland, Scand. J. Stat. 2008)
+    # EM accelerated by SQUAREM (Varadhan & Roland, Scand. J. Stat. 2008)
+    for _ in range(max_iter):
         once = em_step(weights)
         twice = em_step(once)
         step, curvature = once - weights, twice - 2.0 * once + weights
