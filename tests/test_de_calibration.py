@@ -182,7 +182,7 @@ def test_no_measuring_cell_warns_and_compares_cells(trained):
 
 
 def test_shrinkage_keeps_the_fdr_where_a_flat_prior_does_not():
-    """On known effects, the fitted prior keeps the FDR where each feature's own posterior does not.
+    """On known effects, the fitted prior keeps the FDR where a per-feature posterior does not.
 
     An extra error on every feature's effect (the model's, beyond sampling) breaks it, unless the
     standard errors are widened by the spread :func:`null_spread` measures.
@@ -234,7 +234,7 @@ def test_group_standard_errors_are_never_zero_and_use_measuring_cells():
 
 
 def _fdr_over_draws(effect_range: tuple[float, float], n_draws: int = 20) -> np.ndarray:
-    """Observed FDR at target 0.05 on draws of 50 true effects (sizes ``effect_range``) among 500."""
+    """Observed FDR at target 0.05, per draw of 50 true effects (``effect_range``) among 550."""
     rng = np.random.default_rng(0)
     fdrs = []
     for _ in range(n_draws):

@@ -137,11 +137,11 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         experts). Each ignores missing modalities; :meth:`get_attention_weights` gives weights.
     prior
         ``"auto"`` (default): ``"mixture"`` when some modalities share no paired cell with the
-        others and each has >= 1,000 features (diagonal data), else ``"normal"``; stored. ``"normal"``:
-        ``N(0, I)``. ``"mixture"``: mmAAVI's mixture prior, ``n_clusters`` discrete clusters and
-        a continuous code (:meth:`get_cluster_probabilities`). ``"modality"``: ``N(0, I)`` for
-        the fused posterior, and each ``q(z | x_m)`` also pulled toward a learnt mixture prior of
-        its own (:class:`~mosaicvi.nn.ModalityPriors`).
+        others and each has >= 1,000 features (diagonal data), else ``"normal"``; stored.
+        ``"normal"``: ``N(0, I)``. ``"mixture"``: mmAAVI's mixture prior, ``n_clusters``
+        discrete clusters and a continuous code (:meth:`get_cluster_probabilities`).
+        ``"modality"``: ``N(0, I)`` for the fused posterior, and each ``q(z | x_m)`` also pulled
+        toward a learnt mixture prior of its own (:class:`~mosaicvi.nn.ModalityPriors`).
     n_clusters
         Clusters of the mixture prior, or of each modality's prior (default: the number of label
         classes when the data was set up with ``unlabeled_category``, else 10).

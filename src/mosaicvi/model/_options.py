@@ -244,7 +244,8 @@ def resolve_alignment(
     ``prior`` is the resolved prior (:func:`resolve_prior`), described with the groups of
     modalities that paired cells join. ``graph_kwargs["weight"]`` and ``["loss_weight"]``
     ``"auto"`` (or absent) become :func:`default_graph_weight` and
-    :func:`default_graph_loss_weight` of the presence mask, ``module_kwargs["adversary_feature_scale"]`` defaults to
+    :func:`default_graph_loss_weight` of the presence mask,
+    ``module_kwargs["adversary_feature_scale"]`` defaults to
     :data:`ADVERSARY_FEATURE_SCALE` and ``module_kwargs["adversary_full_strength_features"]`` to
     :data:`ADVERSARY_FULL_STRENGTH_FEATURES`. All are stored with the model (its init parameters), so a
     reloaded model keeps them whatever data it is given.

@@ -160,8 +160,9 @@ def empirical_bayes_probabilities(
     small standard error, at most :data:`MAX_ATOMS` atoms); the weights are the nonparametric
     maximum-likelihood estimate (Kiefer-Wolfowitz; Jiang & Zhang, Ann. Stat. 2009; Koenker &
     Mizera, JASA 2014), fitted by EM (SQUAREM-accelerated) on at most :data:`MAX_FIT_FEATURES`
-    features (a seeded subset) with a Dirichlet pseudo-count ``null_weight - 1`` on ``pi_0``. Each feature's
-    posterior over the atoms gives ``P(|effect| > delta)``. NaN where ``effect`` or ``se`` is.
+    features (a seeded subset) with a Dirichlet pseudo-count ``null_weight - 1`` on ``pi_0``.
+    Each feature's posterior over the atoms gives ``P(|effect| > delta)``. NaN where ``effect``
+    or ``se`` is.
 
     Unlike a unimodal prior (a point mass plus zero-centred normals, Stephens' ash), the
     estimate puts no prior mass near zero unless the data ask for it: when the differential
@@ -214,9 +215,9 @@ def empirical_bayes_probabilities(
         alpha = min(-np.sqrt((step @ step) / max(float(curvature @ curvature), 1e-300)), -1.0)
         extrapolated = np.maximum(weights - 2.0 * alpha * step + alpha**2 * curvature, 0.0)
         candidate = em_step(extrapolated / extrapolated.sum())
-        if not objective(candidate) >= objective(twice):
-            candidate = twice
-        updated = objective(candidate)
+        updated, plain = objective(candidate), objective(twice)
+        if not updated >= plain:  # the extrapolation overshot (or is NaN): the plain EM step
+            candidate, updated = twice, plain
         converged = updated - value < 1e-9 * len(fit_rows)
         weights, value = candidate, updated
         if converged:
