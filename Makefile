@@ -34,6 +34,13 @@ VENV_NEWEST ?= .venv312
 PYTEST_ARGS_NEWEST ?= -m "not tutorial"
 
 BIN := $(VENV)/bin
+# pip_failed: say that pip failed and how much disk is free where the venv lies, then fail. A
+# torch from PyPI for Python 3.12 is the CUDA build (about 6 GB in the venv), so a full disk is the
+# usual cause ("No space left on device" in pip's output).
+pip_failed = { rc=$$?; echo "make install: pip could not install into $(VENV) (exit $$rc); \
+	free disk there: $$(df -h --output=avail $(VENV) | tail -n 1 | tr -d ' '). If pip says 'No space \
+	left on device', free some disk or set VENV (VENV_NEWEST) to a folder on a larger disk; torch's \
+	CUDA build for Python 3.12 needs about 6 GB." >&2; exit $$rc; }
 # The stamp holds the TORCH_SPEC the venv was built with; it is redone when pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
@@ -59,8 +66,8 @@ $(STAMP): pyproject.toml
 		{ echo "make install: mosaicvi needs Python >= 3.11; '$(PYTHON)' is $$($(PYTHON) -V 2>&1). Use 'make PYTHON=python3.11 ...'." >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(if $(TORCH_CHANGED),--force-reinstall )$(TORCH_SPEC)
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install $(if $(TORCH_CHANGED),--force-reinstall )$(TORCH_SPEC) || $(pip_failed)
+	$(BIN)/python -m pip install -e ".[test]" || $(pip_failed)
 	@echo '$(TORCH_SPEC)' > $@
 	@echo "make install: done ($$($(BIN)/python -c 'import torch; print("torch", torch.__version__, "- CUDA available:", torch.cuda.is_available())'))"
 
