@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from mosaicvi.model._guidance import (
     default_prior,
     resolve_guidance_graph,
 )
+from mosaicvi.model._options import IgnoredOptionWarning
 from mosaicvi.nn import MixturePrior
 
 
@@ -77,6 +80,19 @@ def test_feature_embeddings_need_a_graph(synthetic_mosaic, train_quick):
     assert all(d.graph_weight == 0.0 for d in model.module.decoders.values())
     with pytest.raises(ValueError, match="no guidance graph"):
         model.get_feature_embeddings()
+
+
+def test_graph_options_without_a_graph_warn_once_at_creation(synthetic_mosaic, tmp_path):
+    """Options that cannot act are named, not silently dropped; a reload does not repeat it."""
+    mosaicvi.MosaicVI.setup_mudata(synthetic_mosaic, batch_key="batch")
+    with pytest.warns(IgnoredOptionWarning, match=r"\{'weight': 0.5\} have no effect"):
+        model = mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, graph_kwargs={"weight": 0.5})
+    assert all(d.graph_weight == 0.0 for d in model.module.decoders.values())
+    model.save(tmp_path / "model", save_anndata=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IgnoredOptionWarning)
+        mosaicvi.MosaicVI(synthetic_mosaic, n_latent=4, graph_kwargs={"weight": "auto"})
+        mosaicvi.MosaicVI.load(tmp_path / "model", adata=synthetic_mosaic)
 
 
 def test_graph_by_key_and_save_load(synthetic_mosaic, train_quick, tmp_path):

@@ -123,8 +123,8 @@ class MosaicVI(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         A :class:`~mosaicvi.data.GuidanceGraph`, or the key under which
         :func:`~mosaicvi.data.guidance_graph` stored one in the MuData; ``None``: MLP decoders.
     graph_kwargs
-        Options of the guidance graph (used with ``guidance_graph`` only), any of: ``"weight"``,
-        the weight ``w`` of ``z V^T`` in the hybrid decoders, and ``"loss_weight"``, of the
+        Options of the guidance graph (without one they have no effect, with a warning):
+        ``"weight"``, of ``z V^T`` in the hybrid decoders, and ``"loss_weight"``, of the
         graph's NLL per feature (both ``"auto"``: 1 and 0.005 on diagonal data as for
         ``prior``; else 0.9 and 0.02 with > 10 paired cells, as mmAAVI); ``"kl_weight"``, of
         the KL of the feature embeddings (0.01); ``"n_positive_edges"``, edges sampled per step

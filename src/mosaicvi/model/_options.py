@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,6 +83,22 @@ OUTPUT_DISCRIMINATOR_OPTIONS = {
     **OUTPUT_DISCRIMINATOR_MODULE_OPTIONS,
     **OUTPUT_DISCRIMINATOR_PLAN_OPTIONS,
 }
+
+
+class IgnoredOptionWarning(UserWarning):
+    """An option given to :class:`~mosaicvi.MosaicVI` that has no effect on this model."""
+
+
+@contextmanager
+def saved_options_quietly() -> Iterator[None]:
+    """Within the block, :class:`IgnoredOptionWarning` is not shown.
+
+    For models rebuilt from a saved file (``MosaicVI.load``, ``load_query_data``): their stored
+    options were resolved, and warned about, when the model was first created.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IgnoredOptionWarning)
+        yield
 
 
 def checked_options(argument: str, options: Mapping | None, allowed: Mapping) -> dict:
@@ -250,6 +267,15 @@ def resolve_alignment(
     :data:`ADVERSARY_FULL_STRENGTH_FEATURES`. All are stored with the model (its init parameters), so a
     reloaded model keeps them whatever data it is given.
     """
+    given = {k: v for k, v in graph_kwargs.items() if not (isinstance(v, str) and v == "auto")}
+    if graph is None and given:
+        warnings.warn(
+            f"`graph_kwargs` {given} have no effect: this model has no guidance graph. Build one "
+            "with `mosaicvi.data.guidance_graph(mdata)` and pass `guidance_graph=` to MosaicVI, "
+            "or leave `graph_kwargs` out.",
+            IgnoredOptionWarning,
+            stacklevel=3,
+        )
     n_features = [len(names) for names in feature_names.values()]
     if graph_kwargs.get("weight", "auto") == "auto":
         graph_kwargs["weight"] = default_graph_weight(presence, n_features)

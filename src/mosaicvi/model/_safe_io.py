@@ -40,7 +40,7 @@ from mosaicvi.data._anndata_layout import data_feature_names
 from mosaicvi.data._guidance_graph import GuidanceGraph
 from mosaicvi.model._input_statistics import statistics_from_weights
 from mosaicvi.model._json_codec import decode, encode
-from mosaicvi.model._options import upgrade_init_params
+from mosaicvi.model._options import saved_options_quietly, upgrade_init_params
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -123,7 +123,7 @@ def load_model(cls, dir_path, adata, accelerator, device, prefix):
     getattr(cls, registry["setup_method_name"])(
         adata, source_registry=registry, **registry["setup_args"]
     )
-    with statistics_from_weights(state):
+    with statistics_from_weights(state), saved_options_quietly():
         model = cls(adata, **constructor_keywords(saved["init_params"], state, registry))
     for name, value in saved["attributes"].items():
         setattr(model, name, value)
