@@ -220,7 +220,12 @@ def test_diagonal_defaults_are_resolved_logged_stored_and_reloaded(
         loaded.get_latent_representation(), model.get_latent_representation(), atol=1e-6
     )
     chosen = mosaicvi.MosaicVI(
-        diagonal, n_latent=4, n_hidden=32, prior="normal", graph_kwargs={"loss_weight": 0.02}
+        diagonal,
+        n_latent=4,
+        n_hidden=32,
+        prior="normal",
+        guidance_graph=graph,
+        graph_kwargs={"loss_weight": 0.02},
     )
     assert chosen.init_params_["non_kwargs"]["prior"] == "normal"
     assert chosen.module.graph_loss_weight == 0.02

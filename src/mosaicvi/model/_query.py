@@ -23,11 +23,9 @@ from scvi import REGISTRY_KEYS
 from mosaicvi._compat import parse_device_args
 from mosaicvi._constants import FEATURE_NAMES_REGISTRY_KEY
 from mosaicvi.data._anndata_layout import data_feature_names
-from mosaicvi.model._input_statistics import statistics_from_weights
-from mosaicvi.model._options import saved_options_quietly
 from mosaicvi.model._query_checks import check_same_features
 from mosaicvi.model._query_data import check_known_modalities
-from mosaicvi.model._safe_io import constructor_keywords, read_saved
+from mosaicvi.model._safe_io import read_saved, rebuild_model
 
 if TYPE_CHECKING:
     import os
@@ -153,8 +151,7 @@ def load_query_data(
         allow_missing_labels=True,
         **setup_args,
     )
-    with statistics_from_weights(state), saved_options_quietly():
-        model = cls(query, **constructor_keywords(parts["init_params"], state, registry))
+    model = rebuild_model(cls, query, parts["init_params"], state, registry)
     n_reference = len(
         registry["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"][
             "categorical_mapping"

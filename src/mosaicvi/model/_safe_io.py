@@ -123,8 +123,7 @@ def load_model(cls, dir_path, adata, accelerator, device, prefix):
     getattr(cls, registry["setup_method_name"])(
         adata, source_registry=registry, **registry["setup_args"]
     )
-    with statistics_from_weights(state), saved_options_quietly():
-        model = cls(adata, **constructor_keywords(saved["init_params"], state, registry))
+    model = rebuild_model(cls, adata, saved["init_params"], state, registry)
     for name, value in saved["attributes"].items():
         setattr(model, name, value)
     model.module.load_state_dict(state)
@@ -148,6 +147,17 @@ def read_saved(cls, dir_path: str | os.PathLike, prefix: str | None) -> dict[str
         "state": _read_weights(directory / f"{prefix}{WEIGHTS_FILE}"),
         "attributes": decode(manifest["attributes"], "attributes"),
     }
+
+
+def rebuild_model(cls, data, init_params: dict, state: dict, registry: dict):
+    """``cls`` on ``data``, built from a saved model's init parameters; weights not yet loaded.
+
+    The input statistics and the guidance graph come from ``state`` (never refitted on
+    ``data``), and options warned about when the model was first created are not warned about
+    again. Used by ``MosaicVI.load`` and ``load_query_data``.
+    """
+    with statistics_from_weights(state), saved_options_quietly():
+        return cls(data, **constructor_keywords(init_params, state, registry))
 
 
 def constructor_keywords(init_params: dict, state: dict, registry: dict) -> dict[str, Any]:
